@@ -1,0 +1,1 @@
+"""Micro-expression recognition study."""

@@ -1,0 +1,66 @@
+"""Parse the messy Action Unit strings of micro-expression annotation sheets.
+
+Examples found in the releases: ``4+L10``, ``R1+R2``, ``L12``, ``AU4 + R12C``, ``5B``,
+``(R6 or R12)+R15``, ``R14A or 17A or 24A``, ``?``, commas, a Chinese comma, ``(k)``.
+The result keeps every AU number mentioned (sorted, unique), the side (L/R/B/U) and the
+intensity letter (A-E) where given; "or" marks the code as uncertain (all alternatives
+are kept); "?" or an empty cell marks it unknown. Text that is not an AU code is
+returned in ``unparsed`` so a loader can report it instead of dropping it silently.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+_TOKEN = re.compile(r"(?<![A-Za-z])(?:AU\s*)?([LRBU])?(\d{1,2})([A-E])?(?![0-9A-Za-z])", re.IGNORECASE)
+_NOISE = re.compile(r"\(k\)|\bor\b|[+,，;/()&\s]|\band\b", re.IGNORECASE)
+
+
+@dataclass
+class AUCode:
+    raw: str
+    aus: list[int] = field(default_factory=list)
+    sides: dict[int, str] = field(default_factory=dict)
+    intensities: dict[int, str] = field(default_factory=dict)
+    uncertain: bool = False
+    unknown: bool = False
+    unparsed: str = ""
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    return str(value).strip()
+
+
+def parse_aus(value: object) -> AUCode:
+    """Parse one AU cell (str, int, float or NaN) into an :class:`AUCode`."""
+    text = _as_text(value)
+    code = AUCode(raw=text)
+    if text in ("", "?", "/", "-"):
+        code.unknown = True
+        return code
+    code.uncertain = re.search(r"\bor\b", text, re.IGNORECASE) is not None
+    found: set[int] = set()
+    for side, num, inten in _TOKEN.findall(text):
+        au = int(num)
+        found.add(au)
+        if side:
+            code.sides[au] = side.upper()
+        if inten:
+            code.intensities[au] = inten.upper()
+    rest = _NOISE.sub("", _TOKEN.sub("", text))
+    rest = rest.replace("?", "")
+    if "?" in text:
+        code.uncertain = True
+    code.aus = sorted(found)
+    code.unparsed = rest
+    if not found:
+        code.unknown = True
+    return code

@@ -1,0 +1,138 @@
+"""The clip table: one row per usable clip, plus the rows a loader could not use.
+
+Shared helpers every loader needs: numbered frame listing (sorted by number, never
+lexically), the onset..offset check, apex estimation and the summary printed by
+``mer data check``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+CLIP_COLUMNS = ["dataset", "subject", "clip", "frame_dir", "frames", "onset", "apex", "offset", "fps",
+                "aus", "au_raw", "au_uncertain", "emotion", "label", "apex_estimated", "notes"]
+DROP_COLUMNS = ["dataset", "row", "subject", "clip", "emotion", "reason"]
+
+
+@dataclass
+class ClipTable:
+    """``clips``: one row per usable clip; ``dropped``: one row per unusable row, with a reason."""
+    dataset: str
+    protocol: str
+    classes: tuple[str, ...]
+    clips: pd.DataFrame
+    dropped: pd.DataFrame
+    root: Path | None = None
+    source: dict = field(default_factory=dict)  # which sheet / frame tree was read
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> pd.Series:
+        counts = self.clips["label"].value_counts().reindex(range(len(self.classes)), fill_value=0)
+        counts.index = list(self.classes)
+        return counts
+
+    def summary(self) -> str:
+        lines = [f"dataset {self.dataset}  protocol {self.protocol}  root {self.root}"]
+        for k, v in self.source.items():
+            lines.append(f"  {k}: {v}")
+        lines.append(f"clips: {len(self.clips)}   subjects: {self.clips['subject'].nunique()}   "
+                     f"dropped rows: {len(self.dropped)}")
+        lines.append("class counts: " + ", ".join(f"{k} {v}" for k, v in self.class_counts().items()))
+        est = int(self.clips["apex_estimated"].sum()) if len(self.clips) else 0
+        if est:
+            lines.append(f"apex estimated (not annotated): {est} clips")
+        for _, d in self.dropped.iterrows():
+            lines.append(f"  dropped row {d['row']} ({d['subject']} {d['clip']}, {d['emotion']}): {d['reason']}")
+        return "\n".join(lines)
+
+
+def numbered_frames(folder: Path, pattern: str) -> dict[int, str]:
+    """Map frame number -> file name for files matching ``pattern`` (one int group)."""
+    rx = re.compile(pattern)
+    out: dict[int, str] = {}
+    for p in folder.iterdir():
+        m = rx.fullmatch(p.name)
+        if m:
+            out[int(m.group(1))] = p.name
+    return dict(sorted(out.items()))
+
+
+def clip_frames(folder: Path, pattern: str, onset: int, offset: int) -> tuple[list[str] | None, str]:
+    """File paths for frames onset..offset, or (None, reason) when any is missing.
+
+    Works whether the folder holds exactly onset..offset or the whole video.
+    """
+    if not folder.is_dir():
+        return None, f"frame folder missing: {folder}"
+    frames = numbered_frames(folder, pattern)
+    if not frames:
+        return None, f"no frames matching {pattern} in {folder}"
+    missing = [n for n in range(onset, offset + 1) if n not in frames]
+    if missing:
+        return None, (f"{len(missing)} of {offset - onset + 1} frames onset..offset missing in {folder} "
+                      f"(first missing {missing[0]}; folder has {min(frames)}..{max(frames)})")
+    return [str(folder / frames[n]) for n in range(onset, offset + 1)], ""
+
+
+def estimate_apex(frames: list[str], onset: int, size: int = 64) -> int:
+    """Frame number whose grey image differs most from the onset frame (mean abs diff)."""
+    def grey(path: str) -> np.ndarray:
+        img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise ValueError(f"{path}: unreadable image")
+        return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    ref = grey(frames[0])
+    scores = [float(np.abs(grey(f) - ref).mean()) for f in frames]
+    return onset + int(np.argmax(scores))
+
+
+def as_int(value: object) -> int | None:
+    """An integer cell (int, 12.0, '12') or None for blank, '/', text."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) or not float(value).is_integer() else int(value)
+    text = str(value).strip()
+    return int(text) if re.fullmatch(r"\d+", text) else None
+
+
+def empty_clips() -> pd.DataFrame:
+    return pd.DataFrame(columns=CLIP_COLUMNS)
+
+
+def make_tables(rows: list[dict], drops: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    clips = pd.DataFrame(rows, columns=CLIP_COLUMNS) if rows else empty_clips()
+    if rows:
+        clips = clips.astype({"onset": int, "apex": int, "offset": int, "label": int, "fps": float})
+        clips = clips.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
+    dropped = pd.DataFrame(drops, columns=DROP_COLUMNS)
+    return clips, dropped
+
+
+def read_sheet(path: Path, required: list[str], header_row: int = 0) -> pd.DataFrame:
+    """Read an annotation sheet, match columns by name (case/space-insensitive), drop extras.
+
+    Raises a ValueError naming the file and the missing columns.
+    """
+    try:
+        raw = pd.read_excel(path, sheet_name=0, header=header_row, dtype=object)
+    except Exception as exc:  # openpyxl/pandas give many exception types for a bad file
+        raise ValueError(f"{path}: cannot read as an Excel sheet ({exc})") from exc
+    norm = {re.sub(r"\s+", "", str(c)).lower(): c for c in raw.columns}
+    missing = [c for c in required if re.sub(r"\s+", "", c).lower() not in norm]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {list(map(str, raw.columns))}")
+    out = raw[[norm[re.sub(r"\s+", "", c).lower()] for c in required]].copy()
+    out.columns = required
+    out.index = out.index + header_row + 2  # spreadsheet row numbers (1-based, after header)
+    return out

@@ -1,0 +1,35 @@
+"""Where things live: the project root, outputs, the default SynthME location."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The checkout holding ``pyproject.toml`` (editable install), else the working dir.
+
+    Notebooks run with their own folder as working directory in JupyterLab and with the
+    project root under papermill; resolving defaults against this root makes both work.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file() and (here / "mer").is_dir():
+        return here
+    return Path.cwd()
+
+
+def outputs_dir() -> Path:
+    """Results root; ``MER_OUTPUTS`` overrides ``<root>/outputs``."""
+    env = os.environ.get("MER_OUTPUTS")
+    return Path(env) if env else project_root() / "outputs"
+
+
+def synth_quick_root() -> Path:
+    """Default location of the generated SynthME quick set."""
+    return outputs_dir() / "data" / "synth_quick"
+
+
+def run_dir(dataset: str, method: str, output_dir: str | os.PathLike | None = None) -> Path:
+    """``outputs/<dataset>/<method>/`` unless an explicit output_dir is given."""
+    path = Path(output_dir) if output_dir else outputs_dir() / dataset / method
+    path.mkdir(parents=True, exist_ok=True)
+    return path
