@@ -1,0 +1,81 @@
+"""The ``mer`` command: synth, data check, study, report."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _synth(a: argparse.Namespace) -> int:
+    from mer.data.synth import SynthConfig, generate
+    cfg = SynthConfig(subjects=a.subjects, clips_per_subject=a.clips_per_subject, seed=a.seed, mode=a.mode,
+                      size=a.size, faces=a.faces, workers=a.workers)
+    out = generate(a.out, cfg)
+    print(f"SynthME ({a.mode}, synthetic) written to {out}")
+    return 0
+
+
+def _data_check(a: argparse.Namespace) -> int:
+    from mer import data
+    table = data.load(a.dataset, a.root, protocol=a.protocol, annotation=a.annotation)
+    print(table.summary())
+    return 0
+
+
+def _study(a: argparse.Namespace) -> int:
+    from mer.study import run_study
+    run_study(a.dataset, a.only, fresh=a.fresh)
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    from mer.report.html import build_report
+    print(build_report())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mer", description="Micro-expression recognition study")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate a SynthME dataset in CASME II's layout")
+    s.add_argument("out")
+    s.add_argument("--subjects", type=int, default=12)
+    s.add_argument("--clips-per-subject", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--mode", choices=["micro", "macro"], default="micro")
+    s.add_argument("--size", type=int, default=224, help="frame size in px (square)")
+    s.add_argument("--faces", default=None, help="folder of neutral frontal face photos (default: astronaut)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.set_defaults(func=_synth)
+
+    d = sub.add_parser("data", help="inspect a dataset")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="print clips, subjects, class counts and every dropped row")
+    c.add_argument("root")
+    c.add_argument("--dataset", default="casme2")
+    c.add_argument("--protocol", default=None)
+    c.add_argument("--annotation", default=None, help="the annotation sheet, when discovery is not enough")
+    c.set_defaults(func=_data_check)
+
+    st = sub.add_parser("study", help="run every notebook with its params for a dataset, then the report")
+    st.add_argument("--dataset", default="synth")
+    st.add_argument("--only", nargs="*", default=None, help="method ids to run (default: all)")
+    st.add_argument("--fresh", action="store_true", help="delete previous outputs of these runs first")
+    st.set_defaults(func=_study)
+
+    r = sub.add_parser("report", help="rebuild outputs/report.html from the finished runs")
+    r.set_defaults(func=_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, KeyError, FileExistsError) as exc:
+        print(f"mer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plots, result files, reported numbers and the combined HTML report."""

@@ -1,0 +1,139 @@
+"""The combined report: ``outputs/report.html`` from every ``outputs/<dataset>/<method>/metrics.json``.
+
+Self-contained: figures are embedded as base64 PNG, notebooks are linked by relative path,
+so the file opens from disk in a browser with no server. SynthME numbers are labelled
+synthetic; paper numbers sit in their own "reported" table.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from mer.paths import outputs_dir
+from mer.report.reported import DATASET_NAMES, REPORTED
+
+METHOD_ORDER = ["baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}.syn{color:#8a4b00;font-weight:600}
+.rep{background:#fff8e6}.note{color:#555;font-size:.9em}section{border-top:2px solid #ddd;margin-top:2em}
+img{max-width:100%}
+"""
+
+
+def collect(root: Path | None = None) -> list[dict]:
+    """Every run's metrics.json under the outputs root (the generated data folder skipped)."""
+    root = root or outputs_dir()
+    runs = []
+    for path in sorted(root.glob("*/*/metrics.json")):
+        if path.parts[-3] == "data":
+            continue
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            runs.append({"_path": path, "_error": f"unreadable metrics.json: {exc}"})
+            continue
+        m["_path"] = path
+        runs.append(m)
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(runs, key=lambda r: (order.get(r.get("method"), 99), str(r.get("dataset"))))
+
+
+def _img(path: Path) -> str:
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+
+
+def _confusion_img(run: dict) -> str:
+    fig_path = run["_path"].parent / "figures" / "confusion.png"
+    if fig_path.is_file():
+        return _img(fig_path)
+    from mer.report.plots import confusion_matrix
+    import matplotlib.pyplot as plt
+    fig = confusion_matrix(run["confusion"], run["labels"])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="confusion" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _dataset_label(ds: str) -> str:
+    name = html.escape(DATASET_NAMES.get(ds, ds))
+    return f'<span class="syn">{name}</span>' if ds == "synth" else name
+
+
+def _fmt(x) -> str:
+    return "" if x is None or (isinstance(x, float) and pd.isna(x)) else f"{x:.3f}"
+
+
+def build_report(root: Path | None = None) -> Path:
+    root = root or outputs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    runs = collect(root)
+    ok = [r for r in runs if "_error" not in r]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>MER study report</title>"
+             f"<style>{CSS}</style></head><body>",
+             "<h1>Micro-expression recognition study: report</h1>",
+             f"<p class='note'>Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {len(ok)} run(s). "
+             "Protocol: leave-one-subject-out, metrics over the pooled predictions of all folds (MEGC): "
+             "accuracy, UF1 (mean per-class F1), UAR (mean per-class recall). "
+             "<span class='syn'>SynthME numbers are synthetic</span>: a test bench with a known answer, "
+             "not a substitute for the real datasets.</p>"]
+    parts.append("<h2>This study's results (acc / UF1 / UAR)</h2>")
+    if ok:
+        datasets = sorted({r["dataset"] for r in ok})
+        methods = list(dict.fromkeys(r["method"] for r in ok))
+        parts.append("<table><tr><th class='l'>method</th>" +
+                     "".join(f"<th>{_dataset_label(d)}</th>" for d in datasets) + "</tr>")
+        for m in methods:
+            cells = []
+            for d in datasets:
+                r = next((r for r in ok if r["method"] == m and r["dataset"] == d), None)
+                cells.append("<td></td>" if r is None else
+                             f"<td>{_fmt(r['acc'])} / <b>{_fmt(r['uf1'])}</b> / {_fmt(r['uar'])}</td>")
+            parts.append(f"<tr><td class='l'><a href='#{m}'>{html.escape(m)}</a></td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No finished runs yet: run <code>make study</code>.</p>")
+    for r in runs:
+        if "_error" in r:
+            parts.append(f"<p><b>{html.escape(str(r['_path']))}</b>: {html.escape(r['_error'])}</p>")
+    parts.append("<h2>Reported in the papers (not our numbers)</h2><table class='rep'>"
+                 "<tr><th class='l'>method</th><th class='l'>dataset</th><th class='l'>source</th>"
+                 "<th>acc</th><th>UF1 / F1</th><th>UAR</th></tr>")
+    for rep in REPORTED:
+        parts.append(f"<tr class='rep'><td class='l'>{rep['method']}</td>"
+                     f"<td class='l'>{html.escape(DATASET_NAMES.get(rep['dataset'], rep['dataset']))}</td>"
+                     f"<td class='l'>reported: {html.escape(rep['source'])}</td>"
+                     f"<td>{_fmt(rep['acc'])}</td><td>{_fmt(rep['uf1'])}</td><td>{_fmt(rep['uar'])}</td></tr>")
+    parts.append("</table>")
+    for r in ok:
+        run_dir = r["_path"].parent
+        parts.append(f"<section id='{html.escape(r['method'])}'><h2>{html.escape(r['method'])} on "
+                     f"{_dataset_label(r['dataset'])}</h2>")
+        parts.append(f"<p>protocol {html.escape(r['protocol'])}; {r['n_clips']} clips, {r['n_subjects']} subjects, "
+                     f"{r.get('n_dropped', 0)} annotation rows dropped; device {html.escape(str(r['device']))}; "
+                     f"runtime {r['runtime_s']} s; commit <code>{html.escape(str(r['git_commit']))[:20]}</code></p>")
+        links = [p for p in sorted(run_dir.glob("*.html"))]
+        if links:
+            parts.append("<p>Executed notebook: " + ", ".join(
+                f"<a href='{html.escape(p.relative_to(root).as_posix())}'>{html.escape(p.name)}</a>" for p in links)
+                + "</p>")
+        pc = pd.DataFrame(r["per_class"]).T
+        parts.append(pc.to_html(float_format=lambda x: f"{x:.3f}", classes="pc", border=0))
+        parts.append(_confusion_img(r))
+        if r.get("ablations"):
+            ab = pd.DataFrame(r["ablations"])
+            parts.append("<h3>Ablations</h3>" + ab.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0))
+        parts.append("</section>")
+    parts.append("</body></html>")
+    path = root / "report.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

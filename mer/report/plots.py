@@ -1,0 +1,82 @@
+"""Figures every notebook shows: examples, training curves, confusion matrix, per-class F1,
+ablation chart. Each function returns the matplotlib Figure; ``save`` writes it as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def save(fig, out_dir: str | Path, name: str) -> Path:
+    path = Path(out_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def confusion_matrix(cm, labels, title: str = "Confusion matrix (pooled over folds)"):
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2, 1.0 * len(labels) + 1.5))
+    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=labels, yticklabels=labels, cbar=False, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(curves: pd.DataFrame, title: str = "Training curves (one line per fold)"):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for fold, g in curves.groupby("fold", sort=False):
+        axes[0].plot(g["epoch"], g["loss"], alpha=0.5, lw=1)
+        axes[1].plot(g["epoch"], g["train_acc"], alpha=0.5, lw=1)
+    mean = curves.groupby("epoch")[["loss", "train_acc"]].mean()
+    axes[0].plot(mean.index, mean["loss"], color="k", lw=2, label="mean")
+    axes[1].plot(mean.index, mean["train_acc"], color="k", lw=2, label="mean")
+    axes[0].set(xlabel="epoch", ylabel="training loss")
+    axes[1].set(xlabel="epoch", ylabel="training accuracy", ylim=(0, 1.02))
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_f1(metrics: dict, title: str = "Per-class F1 and recall (pooled)"):
+    pc = pd.DataFrame(metrics["per_class"]).T[["f1", "recall"]]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    pc.plot.bar(ax=ax, rot=0)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_chart(table: pd.DataFrame, title: str = "Ablations"):
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(table)), 3.4))
+    table.set_index("variant")[["acc", "uf1", "uar"]].plot.bar(ax=ax, rot=15)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def examples(clips: pd.DataFrame, classes, read, n: int = 4, seed: int = 0, gain: float = 8.0):
+    """Onset, apex and amplified difference for ``n`` clips of different classes."""
+    picks = (clips.groupby("label", group_keys=False).apply(lambda g: g.sample(1, random_state=seed))
+             .sort_values("label").head(n))
+    fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
+    for ax_row, (_, row) in zip(axes, picks.iterrows()):
+        onset = read(row, row["onset"]).astype(np.float32)
+        apex = read(row, row["apex"]).astype(np.float32)
+        diff = np.clip((apex - onset) * gain + 128, 0, 255).astype(np.uint8)
+        for ax, img, name in zip(ax_row, (onset.astype(np.uint8), apex.astype(np.uint8), diff),
+                                 ("onset", "apex", f"difference x{gain:g}")):
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            ax.set_title(f"{row['subject']}/{row['clip']} {classes[row['label']]}\n{name}" if name == "onset" else name,
+                          fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

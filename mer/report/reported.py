@@ -1,0 +1,36 @@
+"""Numbers the papers report, kept apart from ours and always labelled "reported".
+
+Each entry names the paper, table, dataset and protocol so no reported number can be
+read as one of this study's results.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+# acc and uar in [0, 1]; f1 as the paper gives it (p5's "F1-score" is its UF1-style macro F1).
+REPORTED: list[dict] = [
+    {"method": "baseline", "dataset": "casme2", "source": "p5 (CVA+FPF) Table 2, Baseline(ResNet)",
+     "protocol": "casme2-5", "acc": 0.8112, "uf1": 0.7582, "uar": None},
+    {"method": "baseline", "dataset": "samm", "source": "p5 (CVA+FPF) Table 2, Baseline(ResNet)",
+     "protocol": "samm-5", "acc": 0.7353, "uf1": 0.6345, "uar": None},
+]
+
+DATASET_NAMES = {"synth": "SynthME (synthetic)", "casme2": "CASME II", "samm": "SAMM", "smic": "SMIC",
+                 "casme_sq": "CAS(ME)^2", "casme3": "CAS(ME)^3", "mmew": "MMEW", "composite": "MEGC 2019 composite"}
+
+
+def reported(method: str) -> pd.DataFrame:
+    rows = [r for r in REPORTED if r["method"] == method]
+    return pd.DataFrame(rows, columns=["method", "dataset", "source", "protocol", "acc", "uf1", "uar"])
+
+
+def compare(method: str, dataset: str, protocol: str, metrics: dict) -> pd.DataFrame:
+    """One table: each reported number (labelled, with its dataset) and this run's number."""
+    rows = [{"kind": "reported", "dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]),
+             "protocol": r["protocol"], "source": r["source"], "acc": r["acc"], "uf1": r["uf1"], "uar": r["uar"]}
+            for r in REPORTED if r["method"] == method]
+    label = "this run (synthetic)" if dataset == "synth" else "this run"
+    rows.append({"kind": label, "dataset": DATASET_NAMES.get(dataset, dataset), "protocol": protocol,
+                 "source": "this study, LOSO, pooled", "acc": metrics["acc"], "uf1": metrics["uf1"],
+                 "uar": metrics["uar"]})
+    return pd.DataFrame(rows)

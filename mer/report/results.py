@@ -1,0 +1,68 @@
+"""Write a run's results: metrics.json, predictions.csv, the MEGC-style log, per-fold table."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from mer.paths import project_root
+
+PER_FOLD_NOTE = ("secondary: per-fold scores; the headline metrics pool all folds' predictions "
+                 "(MEGC convention), per-fold averages are lower and noisier")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True,
+                             timeout=10)
+        sha = out.stdout.strip()
+        if out.returncode != 0 or not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root(),
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def megc_log(preds: pd.DataFrame, dataset: str, classes) -> str:
+    """Per fold a line ``db subject``, then ``clip gt pred`` per clip (class names)."""
+    lines = []
+    for fold, g in preds.groupby("fold", sort=False):
+        lines.append(f"{dataset} {fold}")
+        lines += [f"{r.clip} {classes[r.y_true]} {classes[r.y_pred]}" for r in g.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,
+              ablations: pd.DataFrame | None = None, runtime_s: float, device: str) -> dict:
+    """Write the run's files under ``out_dir`` and return the metrics dict."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(table.classes)
+    preds = result.predictions.copy()
+    preds.insert(0, "dataset", table.dataset)
+    preds["true_class"] = [classes[i] for i in preds["y_true"]]
+    preds["pred_class"] = [classes[i] for i in preds["y_pred"]]
+    preds.to_csv(out / "predictions.csv", index=False)
+    (out / "predictions_megc.txt").write_text(megc_log(result.predictions, table.dataset, classes))
+    result.per_fold.to_csv(out / "per_fold.csv", index=False)
+    result.curves.to_csv(out / "curves.csv", index=False)
+    m = result.metrics
+    metrics = {
+        "method": method, "dataset": table.dataset, "protocol": table.protocol,
+        "synthetic": table.dataset == "synth",
+        "n_clips": int(len(table.clips)), "n_subjects": int(table.clips["subject"].nunique()),
+        "n_dropped": int(len(table.dropped)),
+        "acc": m["acc"], "uf1": m["uf1"], "uar": m["uar"], "per_class": m["per_class"],
+        "confusion": m["confusion"], "labels": classes,
+        "per_fold": {"note": PER_FOLD_NOTE, "folds": result.per_fold.to_dict(orient="records")},
+        "ablations": [] if ablations is None else ablations.to_dict(orient="records"),
+        "runtime_s": round(float(runtime_s), 1), "device": device, "git_commit": git_commit(),
+        "params": params,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    return metrics

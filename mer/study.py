@@ -1,0 +1,112 @@
+"""Run the study: every notebook that has a params file for a dataset, via papermill,
+rendered to HTML, then the combined report.
+
+Notebook <-> method: ``notebooks/NN_<method>.ipynb`` runs with ``params/<method>/<dataset>.yaml``
+and writes to ``outputs/<dataset>/<method>/``.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mer.paths import outputs_dir, project_root
+
+KERNEL = "mer"
+
+
+@dataclass
+class Job:
+    method: str
+    notebook: Path
+    params_file: Path
+
+
+def find_jobs(dataset: str = "synth", methods: list[str] | None = None) -> list[Job]:
+    root = project_root()
+    jobs = []
+    for pfile in sorted((root / "params").glob(f"*/{dataset}.yaml")):
+        method = pfile.parent.name
+        if methods and method not in methods:
+            continue
+        nbs = sorted((root / "notebooks").glob(f"[0-9][0-9]_{method}.ipynb"))
+        if len(nbs) != 1:
+            raise FileNotFoundError(f"{pfile}: expected one notebook notebooks/NN_{method}.ipynb, found {len(nbs)}")
+        jobs.append(Job(method, nbs[0], pfile))
+    if methods:
+        unknown = set(methods) - {j.method for j in jobs}
+        if unknown:
+            raise FileNotFoundError(f"no params/<method>/{dataset}.yaml for {sorted(unknown)}")
+    return jobs
+
+
+def load_params(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a params file must be a mapping of parameter names to values")
+    return data
+
+
+def ensure_kernel() -> str:
+    """Register this environment's Python as the Jupyter kernel ``mer`` if it is not yet."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        from ipykernel.kernelspec import install
+        install(kernel_name=KERNEL, display_name="Python (mer)", prefix=sys.prefix)
+    return KERNEL
+
+
+def execute(notebook: Path, out_ipynb: Path, parameters: dict, progress: bool = True) -> None:
+    """Execute ``notebook`` with ``parameters`` into ``out_ipynb`` (cwd = project root)."""
+    import papermill as pm
+    out_ipynb.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(notebook), str(out_ipynb), parameters=parameters, kernel_name=ensure_kernel(),
+                        cwd=str(project_root()), progress_bar=progress)
+
+
+def to_html(ipynb: Path) -> Path:
+    """Render an executed notebook to a standalone HTML file beside it (images embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    nb = nbformat.read(str(ipynb), as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    path = ipynb.with_suffix(".html")
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: bool = False,
+              progress: bool = True) -> Path:
+    from mer.report.html import build_report
+    if dataset == "synth":
+        from mer.data import synth
+        synth.ensure(None, progress=progress)
+    failures = []
+    for job in find_jobs(dataset, methods):
+        out = outputs_dir() / dataset / job.method
+        if fresh and out.exists():
+            shutil.rmtree(out)
+        params = load_params(job.params_file)
+        out_nb = out / job.notebook.name
+        print(f"[study] {job.method} on {dataset}: {job.notebook.name} with {job.params_file.relative_to(project_root())}",
+              flush=True)
+        t0 = time.perf_counter()
+        try:
+            execute(job.notebook, out_nb, params, progress)
+        except Exception as exc:  # keep going; the failed notebook is still rendered and reported
+            failures.append((job.method, exc))
+            print(f"[study] {job.method} FAILED: {exc}", file=sys.stderr, flush=True)
+        if out_nb.exists():
+            to_html(out_nb)
+        print(f"[study] {job.method} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    report = build_report()
+    print(f"[study] report: {report}")
+    if failures:
+        raise RuntimeError("notebooks failed: " + ", ".join(m for m, _ in failures))
+    return report

@@ -1,0 +1,1 @@
+"""Training and evaluation: subject-wise splits, metrics, losses, the fold engine."""

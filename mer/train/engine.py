@@ -1,0 +1,234 @@
+"""The fold engine: train a fresh model per fold for a fixed number of epochs, predict the
+held-out subjects, persist the fold, pool the predictions.
+
+Honesty rules built in: no test data is seen before the fold's final prediction (no
+early stopping or epoch selection on the test subject); every fold is seeded from
+(seed, fold name) so a resumed run equals an uninterrupted one; each fold's predictions,
+curve and metrics are written atomically when it finishes, keyed by a hash of
+everything that determines them, and reused on a rerun.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from mer.train.losses import make_loss
+from mer.train.metrics import scores
+from mer.train.splits import Fold, check_disjoint
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "cosine"  # cosine | exp | none
+    exp_gamma: float = 0.95  # exp only: per-epoch decay
+    loss: str = "ce"  # ce | focal
+    focal_gamma: float = 2.0
+    grad_accum: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fold_seed(seed: int, fold_name: str) -> int:
+    digest = hashlib.sha256(f"{seed}/{fold_name}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def _key(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    if cfg.scheduler == "exp":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.exp_gamma)
+    if cfg.scheduler == "none":
+        return None
+    raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
+
+
+def _forward(model: nn.Module, x, device: torch.device) -> torch.Tensor:
+    if isinstance(x, dict):
+        return model(**{k: v.to(device) for k, v in x.items()})
+    if isinstance(x, (list, tuple)):
+        return model(*[v.to(device) for v in x])
+    return model(x.to(device))
+
+
+@dataclass
+class FitResult:
+    curve: list[dict]
+    seconds: float
+
+
+def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.device,
+        desc: str = "epochs", progress: bool = True) -> FitResult:
+    """Train ``model`` on ``train_ds`` for ``cfg.epochs``; returns the per-epoch curve."""
+    gen = torch.Generator().manual_seed(seed)
+    drop_last = len(train_ds) > cfg.batch_size and len(train_ds) % cfg.batch_size == 1  # BN needs >1
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop_last)
+    loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma).to(device)
+    opt = _make_optimizer(model, cfg)
+    sched = _make_scheduler(opt, cfg)
+    curve, t0 = [], time.perf_counter()
+    bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress)
+    for epoch in bar:
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        opt.zero_grad(set_to_none=True)
+        for step, (x, y) in enumerate(loader):
+            y = y.to(device)
+            logits = _forward(model, x, device)
+            loss = loss_fn(logits, y)
+            (loss / cfg.grad_accum).backward()
+            if (step + 1) % cfg.grad_accum == 0 or step + 1 == len(loader):
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        lr = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step()
+        row = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1), "lr": lr}
+        curve.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.2f}")
+    return FitResult(curve, time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ds, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (N, C) for ``ds`` in order."""
+    model.eval()
+    out = [torch.softmax(_forward(model, x, device), dim=1).cpu() for x, _ in
+           DataLoader(ds, batch_size=batch_size, shuffle=False)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0))
+
+
+@dataclass
+class CVResult:
+    metrics: dict
+    predictions: pd.DataFrame  # fold, subject, clip, y_true, y_pred, p_<class>...
+    per_fold: pd.DataFrame  # per-fold acc/uf1/uar: secondary, labelled as such
+    curves: pd.DataFrame  # fold, epoch, loss, train_acc, lr
+    classes: tuple[str, ...]
+    folds_resumed: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: TrainConfig,
+           out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], run_key: object = None,
+           desc: str = "folds", progress: bool = True) -> CVResult:
+    """Cross-validate: a fresh ``model_fn()`` per fold, trained on ``dataset.subset(train, True)``.
+
+    ``dataset`` needs ``.clips`` (the clip table, row order = indices of ``folds``),
+    ``.labels`` and ``.subset(idx, train)``. ``run_key`` is anything else that changes the
+    result (model config, recipe); fold files whose key differs are recomputed.
+    """
+    out = Path(out_dir) / "folds"
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    clips = dataset.clips
+    classes = tuple(classes)
+    ident = {"cfg": asdict(cfg), "run": run_key, "classes": classes,
+             "data": _key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()])}
+    rows, curves, resumed, t0 = [], [], 0, time.perf_counter()
+    bar = tqdm(folds, desc=desc, disable=not progress)
+    for fold in bar:
+        check_disjoint(clips["subject"], fold)
+        key = _key(ident | {"fold": fold.name, "test": fold.test_idx.tolist()})
+        path = out / f"{fold.name}.json"
+        record = _read_fold(path, key)
+        if record is None:
+            seed = fold_seed(cfg.seed, fold.name)
+            seed_everything(seed)
+            model = model_fn().to(device)
+            fitted = fit(model, dataset.subset(fold.train_idx, train=True), cfg, seed, device,
+                         desc=f"fold {fold.name}", progress=progress)
+            probs = predict(model, dataset.subset(fold.test_idx, train=False), device)
+            test = clips.iloc[fold.test_idx]
+            y_true = dataset.labels[fold.test_idx]
+            y_pred = probs.argmax(1)
+            record = {"key": key, "fold": fold.name, "test_subjects": list(fold.test_subjects),
+                      "subject": test["subject"].astype(str).tolist(), "clip": test["clip"].astype(str).tolist(),
+                      "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
+                      "curve": fitted.curve, "seconds": fitted.seconds,
+                      "metrics": {k: v for k, v in scores(y_true, y_pred, classes).items()
+                                  if k in ("n", "acc", "uf1", "uar")}}
+            _write_json_atomic(path, record)
+        else:
+            resumed += 1
+        bar.set_postfix(fold=fold.name, resumed=resumed)
+        for i in range(len(record["clip"])):
+            row = {"fold": record["fold"], "subject": record["subject"][i], "clip": record["clip"][i],
+                   "y_true": record["y_true"][i], "y_pred": record["y_pred"][i]}
+            row.update({f"p_{c}": record["probs"][i][j] for j, c in enumerate(classes)})
+            rows.append(row)
+        curves += [{"fold": record["fold"], **c} for c in record["curve"]]
+    preds = pd.DataFrame(rows)
+    pooled = scores(preds["y_true"], preds["y_pred"], classes)
+    per_fold = pd.DataFrame([{"fold": f, "n": len(g), **{k: v for k, v in scores(g["y_true"], g["y_pred"], classes).items()
+                                                         if k in ("acc", "uf1", "uar")}}
+                             for f, g in preds.groupby("fold", sort=False)])
+    return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0)
+
+
+def _read_fold(path: Path, key: str) -> dict | None:
+    """A finished fold's record, or None (absent, from another config, or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"warning: {path} is unreadable ({exc}); recomputing this fold")
+        return None
+    return record if record.get("key") == key else None

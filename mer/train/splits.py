@@ -1,0 +1,71 @@
+"""Subject-wise folds: leave-one-subject-out (default) and grouped k-fold.
+
+Every fold asserts that its training and test subjects are disjoint; a fold that broke
+that would leak identity into the score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str  # e.g. "sub01" (LOSO) or "k2of4"
+    train_idx: np.ndarray  # row positions in the clip table
+    test_idx: np.ndarray
+    test_subjects: tuple[str, ...]
+
+
+def check_disjoint(subjects: pd.Series | np.ndarray, fold: Fold) -> None:
+    subjects = np.asarray(subjects)
+    train = set(subjects[fold.train_idx])
+    test = set(subjects[fold.test_idx])
+    overlap = train & test
+    if overlap:
+        raise AssertionError(f"fold {fold.name}: subjects {sorted(overlap)} are in both train and test")
+    if not len(fold.test_idx) or not len(fold.train_idx):
+        raise AssertionError(f"fold {fold.name}: empty train or test set")
+
+
+def loso(clips: pd.DataFrame) -> list[Fold]:
+    """One fold per subject, in sorted subject order."""
+    subjects = clips["subject"].to_numpy()
+    folds = []
+    for s in sorted(set(subjects)):
+        test = np.flatnonzero(subjects == s)
+        train = np.flatnonzero(subjects != s)
+        fold = Fold(str(s), train, test, (str(s),))
+        check_disjoint(subjects, fold)
+        folds.append(fold)
+    return folds
+
+
+def grouped_kfold(clips: pd.DataFrame, k: int, seed: int = 0) -> list[Fold]:
+    """k folds of whole subjects, subjects shuffled by ``seed`` and dealt round-robin."""
+    subjects = clips["subject"].to_numpy()
+    unique = sorted(set(subjects))
+    if not 2 <= k <= len(unique):
+        raise ValueError(f"grouped k-fold needs 2 <= k <= number of subjects ({len(unique)}), got {k}")
+    order = np.random.default_rng(seed).permutation(len(unique))
+    groups = [sorted(unique[i] for i in order[j::k]) for j in range(k)]
+    folds = []
+    for j, group in enumerate(groups):
+        mask = np.isin(subjects, group)
+        fold = Fold(f"k{j + 1}of{k}", np.flatnonzero(~mask), np.flatnonzero(mask), tuple(group))
+        check_disjoint(subjects, fold)
+        folds.append(fold)
+    return folds
+
+
+def make_folds(clips: pd.DataFrame, folds: str | int = "loso", seed: int = 0) -> list[Fold]:
+    """``"loso"`` or an int k (grouped k-fold)."""
+    if folds == "loso":
+        return loso(clips)
+    if isinstance(folds, str) and folds.isdigit():
+        folds = int(folds)
+    if isinstance(folds, int):
+        return grouped_kfold(clips, folds, seed)
+    raise ValueError(f"folds must be 'loso' or an integer k, got {folds!r}")

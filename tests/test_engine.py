@@ -1,0 +1,118 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from mer import models
+from mer.preprocess.dataset import ArraySubset
+from mer.train import engine, splits
+
+CLASSES = ("a", "b", "c")
+
+
+class ToyData:
+    """Clip-table-shaped toy data: class = which quadrant carries a bright blob."""
+
+    def __init__(self, n_subjects: int = 5, per_subject: int = 9, size: int = 12, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        n = n_subjects * per_subject
+        self.labels = np.arange(n) % 3
+        self.x = rng.normal(0, 0.3, (n, 3, size, size)).astype(np.float32)
+        h = size // 2
+        for i, y in enumerate(self.labels):
+            r, c = divmod(int(y), 2)
+            self.x[i, :, r * h:(r + 1) * h, c * h:(c + 1) * h] += 1.0
+        self.clips = pd.DataFrame({"subject": [f"s{i // per_subject}" for i in range(n)],
+                                   "clip": [f"c{i}" for i in range(n)], "label": self.labels})
+
+    def subset(self, idx, train):
+        return ArraySubset(self.x, self.labels, np.asarray(idx), flip=False, shift=0)
+
+
+def small_model():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(16, 3))
+
+
+CFG = engine.TrainConfig(epochs=6, batch_size=8, lr=0.02, seed=3, device="cpu")
+
+
+def test_loss_falls_on_a_tiny_batch():
+    ds = ToyData()
+    res = engine.fit(small_model(), ds.subset(np.arange(12), True), engine.TrainConfig(epochs=25, batch_size=12, lr=0.05,
+                     scheduler="none"), seed=0, device=torch.device("cpu"), progress=False)
+    assert res.curve[-1]["loss"] < 0.5 * res.curve[0]["loss"]
+
+
+def test_two_seeded_runs_give_identical_metrics(tmp_path):
+    ds = ToyData()
+    folds = splits.loso(ds.clips)
+    a = engine.run_cv(ds, folds, small_model, CFG, tmp_path / "a", CLASSES, progress=False)
+    b = engine.run_cv(ds, folds, small_model, CFG, tmp_path / "b", CLASSES, progress=False)
+    assert a.metrics == b.metrics
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    assert len(a.predictions) == len(ds.clips) and a.metrics["acc"] > 0.5  # learnable toy task
+    assert list(a.per_fold["fold"]) == [f.name for f in folds]
+
+
+def test_resume_skips_finished_folds_and_matches_uninterrupted(tmp_path):
+    ds = ToyData()
+    folds = splits.loso(ds.clips)
+    full = engine.run_cv(ds, folds, small_model, CFG, tmp_path / "full", CLASSES, progress=False)
+
+    calls = {"n": 0}
+
+    def crashing():
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("stopped during fold 3")
+        return small_model()
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.run_cv(ds, folds, crashing, CFG, tmp_path / "run", CLASSES, progress=False)
+    done = sorted(p.name for p in (tmp_path / "run" / "folds").glob("*.json"))
+    assert done == ["s0.json", "s1.json"]
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "folds").glob("*.json")}
+
+    calls["n"] = 10
+    resumed = engine.run_cv(ds, folds, crashing, CFG, tmp_path / "run", CLASSES, progress=False)
+    assert calls["n"] == 10 + len(folds) - 2  # folds 1-2 were not retrained
+    assert resumed.folds_resumed == 2
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert resumed.metrics == full.metrics
+    pd.testing.assert_frame_equal(resumed.predictions, full.predictions)
+
+    # a changed config does not reuse the old folds
+    other = engine.run_cv(ds, folds, small_model, engine.TrainConfig(**{**CFG.__dict__, "epochs": 2}),
+                          tmp_path / "run", CLASSES, progress=False)
+    assert other.folds_resumed == 0
+
+
+def test_corrupt_fold_file_is_recomputed(tmp_path, capsys):
+    ds = ToyData(n_subjects=3)
+    folds = splits.loso(ds.clips)
+    first = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False)
+    (tmp_path / "folds" / "s1.json").write_text("{not json")
+    again = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False)
+    assert "s1.json is unreadable" in capsys.readouterr().out
+    assert again.folds_resumed == 2 and again.metrics == first.metrics
+    record = json.loads((tmp_path / "folds" / "s1.json").read_text())
+    assert record["fold"] == "s1" and len(record["curve"]) == CFG.epochs
+
+
+def test_resnet18_diff_shapes_and_registry(tmp_path):
+    m = models.create("resnet18_diff", num_classes=5)
+    assert m(torch.zeros(2, 3, 64, 64)).shape == (2, 5)
+    assert models.create("resnet18_diff", num_classes=3, in_chans=6)(torch.zeros(2, 6, 32, 32)).shape == (2, 3)
+    assert "resnet18_diff" in models.available()
+    with pytest.raises(KeyError, match="unknown model"):
+        models.create("nope")
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        models.create("resnet18_diff", pretrained_path=str(tmp_path / "w.pth"))
+    torch.save(m.state_dict(), tmp_path / "w.pth")
+    m2 = models.create("resnet18_diff", num_classes=5, pretrained_path=str(tmp_path / "w.pth"))
+    assert torch.equal(m2.conv1.weight, m.conv1.weight)

@@ -1,0 +1,98 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+from mer.data.aus import parse_aus
+from mer.train import splits
+from mer.train.losses import FocalLoss
+from mer.train.metrics import scores
+
+LABELS = ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scores_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 3, 60)  # class "d" has no support: it must still count
+    y_pred = rng.integers(0, 4, 60)
+    s = scores(y_true, y_pred, LABELS)
+    labels = list(range(4))
+    assert s["acc"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert s["uf1"] == pytest.approx(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+    assert s["uar"] == pytest.approx(recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+    assert s["confusion"] == confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    assert s["per_class"]["d"] == {"f1": 0.0, "recall": 0.0, "support": 0}
+
+
+def test_scores_absent_class_lowers_uf1():
+    perfect = scores([0, 1, 2], [0, 1, 2], ["a", "b", "c", "d"])
+    assert perfect["acc"] == 1.0 and perfect["uf1"] == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        scores([0, 5], [0, 1], ["a", "b"])
+
+
+def _clips(subjects):
+    return pd.DataFrame({"subject": subjects, "clip": [f"c{i}" for i in range(len(subjects))]})
+
+
+def test_loso_folds_disjoint_and_cover_every_clip():
+    clips = _clips(["s1"] * 3 + ["s2"] * 2 + ["s3"] * 4 + ["s10"])
+    folds = splits.make_folds(clips, "loso")
+    assert [f.name for f in folds] == ["s1", "s10", "s2", "s3"]
+    tested = np.concatenate([f.test_idx for f in folds])
+    assert sorted(tested.tolist()) == list(range(len(clips)))
+    for f in folds:
+        assert not set(clips.subject[f.train_idx]) & set(clips.subject[f.test_idx])
+
+
+def test_grouped_kfold_and_guard():
+    clips = _clips([f"s{i % 7}" for i in range(40)])
+    folds = splits.make_folds(clips, 3, seed=1)
+    assert len(folds) == 3
+    assert sorted(np.concatenate([f.test_idx for f in folds]).tolist()) == list(range(40))
+    for f in folds:
+        assert not set(clips.subject[f.train_idx]) & set(clips.subject[f.test_idx])
+    assert [f.test_subjects for f in folds] == [f.test_subjects for f in splits.make_folds(clips, 3, seed=1)]
+    leaky = splits.Fold("bad", np.array([0, 7]), np.array([14]), ("s0",))  # clip 0, 7, 14 are all s0
+    with pytest.raises(AssertionError, match="both train and test"):
+        splits.check_disjoint(clips.subject, leaky)
+    with pytest.raises(ValueError):
+        splits.make_folds(clips, 8)
+    with pytest.raises(ValueError):
+        splits.make_folds(clips, "leave-two-out")
+
+
+def test_focal_loss():
+    logits = torch.randn(8, 5)
+    target = torch.randint(0, 5, (8,))
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    assert FocalLoss(gamma=0.0)(logits, target) == pytest.approx(float(ce), rel=1e-5)
+    assert float(FocalLoss(gamma=2.0)(logits, target)) < float(ce)
+    alpha = torch.tensor([1.0, 0, 0, 0, 0])
+    only0 = FocalLoss(gamma=0.0, alpha=alpha)(logits, target)
+    expect = (torch.nn.functional.cross_entropy(logits, target, reduction="none") * (target == 0)).mean()
+    assert float(only0) == pytest.approx(float(expect), abs=1e-6)
+    # a confident correct prediction is down-weighted far more than a wrong one
+    easy = torch.tensor([[6.0, 0, 0]])
+    hard = torch.tensor([[0.0, 6.0, 0]])
+    t = torch.tensor([0])
+    fl = FocalLoss(gamma=2.0)
+    assert float(fl(easy, t)) < 1e-4 < float(fl(hard, t))
+
+
+@pytest.mark.parametrize("text,aus,uncertain,unknown", [
+    ("4+L10", [4, 10], False, False), ("R1+R2", [1, 2], False, False), ("AU4 + R12C", [4, 12], False, False),
+    ("5B", [5], False, False), ("(R6 or R12)+R15", [6, 12, 15], True, False),
+    ("R14A or 17A or 24A", [14, 17, 24], True, False), ("?", [], False, True), ("4，7", [4, 7], False, False),
+    ("12(k)", [12], False, False), (12.0, [12], False, False), (float("nan"), [], False, True)])
+def test_au_strings(text, aus, uncertain, unknown):
+    code = parse_aus(text)
+    assert (code.aus, code.uncertain, code.unknown, code.unparsed) == (aus, uncertain, unknown, "")
+
+
+def test_au_sides_intensities_and_junk():
+    code = parse_aus("R14A or 17A or 24A")
+    assert code.sides == {14: "R"} and code.intensities == {14: "A", 17: "A", 24: "A"}
+    assert parse_aus("1+2+foo").unparsed == "foo"
