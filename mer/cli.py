@@ -23,7 +23,7 @@ def _data_check(a: argparse.Namespace) -> int:
 
 def _study(a: argparse.Namespace) -> int:
     from mer.study import run_study
-    run_study(a.dataset, a.only, fresh=a.fresh)
+    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root)
     return 0
 
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--dataset", default="synth")
     st.add_argument("--only", nargs="*", default=None, help="method ids to run (default: all)")
     st.add_argument("--fresh", action="store_true", help="delete previous outputs of these runs first")
+    st.add_argument("--data-root", default=None, help="overrides data_root of every params file")
     st.set_defaults(func=_study)
 
     r = sub.add_parser("report", help="rebuild outputs/report.html from the finished runs")

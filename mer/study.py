@@ -82,7 +82,7 @@ def to_html(ipynb: Path) -> Path:
 
 
 def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: bool = False,
-              progress: bool = True) -> Path:
+              data_root: str | None = None, progress: bool = True) -> Path:
     from mer.report.html import build_report
     if dataset == "synth":
         from mer.data import synth
@@ -93,6 +93,8 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
         if fresh and out.exists():
             shutil.rmtree(out)
         params = load_params(job.params_file)
+        if data_root is not None:
+            params["data_root"] = str(data_root)
         out_nb = out / job.notebook.name
         print(f"[study] {job.method} on {dataset}: {job.notebook.name} with {job.params_file.relative_to(project_root())}",
               flush=True)

@@ -65,8 +65,8 @@ def ablation_chart(table: pd.DataFrame, title: str = "Ablations"):
 
 def examples(clips: pd.DataFrame, classes, read, n: int = 4, seed: int = 0, gain: float = 8.0):
     """Onset, apex and amplified difference for ``n`` clips of different classes."""
-    picks = (clips.groupby("label", group_keys=False).apply(lambda g: g.sample(1, random_state=seed))
-             .sort_values("label").head(n))
+    first = [g.sample(1, random_state=seed).index[0] for _, g in clips.groupby("label", sort=True)]
+    picks = clips.loc[first].head(n)
     fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
     for ax_row, (_, row) in zip(axes, picks.iterrows()):
         onset = read(row, row["onset"]).astype(np.float32)
