@@ -69,6 +69,12 @@ def _dataset_label(ds: str) -> str:
     return f'<span class="syn">{name}</span>' if ds == "synth" else name
 
 
+def _commit(run: dict) -> str:
+    sha = str(run.get("git_commit", "unknown"))
+    dirty = sha.endswith("+dirty")
+    return html.escape(sha.removesuffix("+dirty")[:12]) + (" with uncommitted changes" if dirty else "")
+
+
 def _fmt(x) -> str:
     return "" if x is None or (isinstance(x, float) and pd.isna(x)) else f"{x:.3f}"
 
@@ -120,13 +126,13 @@ def build_report(root: Path | None = None) -> Path:
                      f"{_dataset_label(r['dataset'])}</h2>")
         parts.append(f"<p>protocol {html.escape(r['protocol'])}; {r['n_clips']} clips, {r['n_subjects']} subjects, "
                      f"{r.get('n_dropped', 0)} annotation rows dropped; device {html.escape(str(r['device']))}; "
-                     f"runtime {r['runtime_s']} s; commit <code>{html.escape(str(r['git_commit']))[:20]}</code></p>")
+                     f"runtime {r['runtime_s']} s; commit <code>{_commit(r)}</code></p>")
         links = [p for p in sorted(run_dir.glob("*.html"))]
         if links:
             parts.append("<p>Executed notebook: " + ", ".join(
                 f"<a href='{html.escape(p.relative_to(root).as_posix())}'>{html.escape(p.name)}</a>" for p in links)
                 + "</p>")
-        pc = pd.DataFrame(r["per_class"]).T
+        pc = pd.DataFrame(r["per_class"]).T.astype({"support": int})
         parts.append(pc.to_html(float_format=lambda x: f"{x:.3f}", classes="pc", border=0))
         parts.append(_confusion_img(r))
         if r.get("ablations"):
