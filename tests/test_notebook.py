@@ -1,6 +1,7 @@
 """The baseline notebook runs end to end through papermill with a tiny params file,
 writes its results, renders to HTML, and the report picks it up."""
 import json
+import re
 
 import pandas as pd
 
@@ -16,7 +17,8 @@ def test_baseline_notebook_through_papermill(tmp_path):
     outputs = tmp_path / "outputs"
     run_dir = outputs / "synth" / "baseline"
     params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "epochs": 1, "batch_size": 8,
-              "ablations": ["apex"], "ablation_folds": 2, "output_dir": str(run_dir)}
+              "ablations": ["apex"], "ablation_folds": 2, "output_dir": str(run_dir), "workers": 1,
+              "cache_dir": str(tmp_path / "cache")}
     nb = project_root() / "notebooks" / "00_baseline.ipynb"
     executed = run_dir / "00_baseline.ipynb"
     execute(nb, executed, params, progress=False)
@@ -35,8 +37,12 @@ def test_baseline_notebook_through_papermill(tmp_path):
     for fig in ("examples", "curves", "confusion", "per_class", "ablations"):
         assert (run_dir / "figures" / f"{fig}.png").is_file()
 
+    assert m["params"]["align"] is True
+    assert list((tmp_path / "cache").glob("detect/*/*.npz"))  # the aligned pipeline ran through the cache
     html = to_html(executed)
-    assert "apex - onset" in html.read_text()
+    text = html.read_text()
+    assert "apex - onset" in text and "Face alignment" in text
+    assert re.search(r"cache: \d+ entries read, \d+ computed", text)
     report = build_report(outputs).read_text()
     assert "synth/baseline/00_baseline.html" in report
     assert "SynthME (synthetic)" in report and "reported: p5" in report

@@ -1,4 +1,4 @@
 """Preprocessing: frame reading and the clip datasets models train on."""
-from mer.preprocess.dataset import ClipDataset
+from mer.preprocess.dataset import Augment, ClipDataset
 
-__all__ = ["ClipDataset"]
+__all__ = ["Augment", "ClipDataset"]

@@ -1,66 +1,224 @@
 """Torch datasets built from a clip table plus a recipe.
 
-Recipes (frames read and resized only):
-- ``diff``: apex - onset, RGB, scaled by ``diff_gain`` (micro-motion is a few grey levels)
-- ``apex`` / ``onset``: a single frame, centred to [-0.5, 0.5]
-- ``pair``: onset and apex stacked on the channel axis (6 channels)
-Arrays are computed once for the whole table (tqdm) and shared by every fold's subsets.
-Training subsets apply random horizontal flips and small integer shifts.
+Recipes (all from aligned frames unless ``align=False``, which only resizes):
+- ``diff``: apex - onset, (C, S, S), scaled by ``diff_gain`` (micro-motion is a few grey levels)
+- ``apex`` / ``onset``: one frame, (C, S, S), centred to [-0.5, 0.5]
+- ``pair``: onset and apex, (2, C, S, S)
+- ``sequence``: T frames, (T, C, S, S): ``sampling`` "uniform" (T frame numbers spread
+  over onset..offset), "interpolate" (every frame, linearly interpolated to T, TIM-style)
+  or "rate" (resampled to ``target_fps``, then interpolated to T when T is given)
+- ``flow``: u, v and optical strain from onset to apex, (3, S, S)
+- ``regions``: patches around landmark groups of the apex frame, (R, C, P, P)
+C is 3 (greyscale sources such as SAMM are replicated to RGB) or 1 with ``grey=True``.
+Arrays are computed once through the cache and shared by every fold's subsets; training
+subsets apply :class:`Augment`, drawn once per sample and applied identically to every
+frame of the clip.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
-from mer.preprocess.frames import frame_path, read_frame
+from mer.preprocess import faces, prepare
+from mer.preprocess.cache import CacheStats
+from mer.preprocess.frames import interpolate_sequence, rate_positions, sample_at, uniform_numbers
 
-RECIPES = ("diff", "apex", "onset", "pair")
+RECIPES = ("diff", "apex", "onset", "pair", "sequence", "flow", "regions")
+
+# Landmark groups (68-point indices) for the ``regions`` recipe: brows, eyes, nose tip,
+# mouth; the jaw contour is left out (p2).
+REGIONS: dict[str, list[int]] = {
+    "right_brow": list(range(17, 22)), "left_brow": list(range(22, 27)), "glabella": [21, 22, 27],
+    "right_eye": list(range(36, 42)), "left_eye": list(range(42, 48)), "nose_tip": list(range(30, 36)),
+    "mouth_right": [48, 49, 59, 60], "mouth_left": [53, 54, 55, 64],
+    "upper_lip": [50, 51, 52, 61, 62, 63], "lower_lip": [56, 57, 58, 65, 66, 67],
+}
 
 
-class ClipDataset:
-    """All clips of a table as preprocessed arrays; ``subset(idx, train)`` gives a torch Dataset."""
+@dataclass
+class Augment:
+    """Train-only augmentation: horizontal flip, rotation up to ``rotate`` degrees, crop
+    after padding by ``pad`` px, brightness/contrast jitter; one draw per sample."""
+    flip: bool = True
+    rotate: float = 3.0
+    pad: int = 4
+    jitter: float = 0.1
 
-    def __init__(self, clips: pd.DataFrame, recipe: str = "diff", size: int = 64, diff_gain: float = 10.0,
-                 shift: int = 2, flip: bool = True, progress: bool = True):
+    def __call__(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        """``x``: (F, C, H, W); ``kind``: image | diff | flow | patches."""
+        if kind != "patches" and self.flip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+            if kind == "flow":
+                x = x.clone()
+                x[:, 0] = -x[:, 0]  # u changes sign under a horizontal flip
+        if kind != "patches" and self.rotate > 0:
+            angle = math.radians(float(torch.empty(()).uniform_(-self.rotate, self.rotate)))
+            x = _rotate(x, angle, rotate_vectors=kind == "flow")
+        if self.pad > 0:
+            h, w = x.shape[-2:]
+            dy, dx = torch.randint(0, 2 * self.pad + 1, (2,)).tolist()
+            x = F.pad(x, (self.pad,) * 4, mode="replicate")[..., dy:dy + h, dx:dx + w]
+        if self.jitter > 0 and kind in ("image", "diff", "patches"):
+            contrast = 1 + float(torch.empty(()).uniform_(-self.jitter, self.jitter))
+            bright = float(torch.empty(()).uniform_(-self.jitter, self.jitter)) * 0.5 if kind != "diff" else 0.0
+            x = x * contrast + bright
+        return x
+
+
+def _rotate(x: torch.Tensor, angle: float, rotate_vectors: bool) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if rotate_vectors:  # flow vectors turn with the image
+        u, v = out[:, 0].clone(), out[:, 1].clone()
+        out[:, 0], out[:, 1] = c * u + s * v, -s * u + c * v
+    return out
+
+
+class ClipDataset(Dataset):
+    """All clips of a table, preprocessed once; items are (tensor, label) without augmentation.
+
+    ``subset(idx, train)`` gives a fold's view (augmented when ``train``). ``self.clips`` is
+    the table with the alignment columns (``face_found``, ``align_method``, landmarks) added.
+    """
+
+    def __init__(self, clips: pd.DataFrame, recipe: str = "diff", size: int = 64, align: bool = True,
+                 T: int | None = 8, sampling: str = "uniform", target_fps: float = 30.0, flow: str = "tvl1",
+                 regions: dict[str, list[int]] | None = None, patch: int | None = None, grey: bool = False,
+                 diff_gain: float = 10.0, augment: Augment | None = None, iod: float = faces.IOD_FRACTION,
+                 eye_y: float = faces.EYE_Y, cache_dir=None, use_cache: bool = True, workers: int = 1,
+                 progress: bool = True):
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
-        self.clips = clips.reset_index(drop=True)
-        self.recipe, self.size, self.diff_gain = recipe, size, diff_gain
-        self.shift, self.flip = shift, flip
-        self.labels = self.clips["label"].to_numpy(dtype=np.int64)
-        arrays = [self._make(row) for _, row in tqdm(self.clips.iterrows(), total=len(self.clips),
-                                                     desc=f"reading {recipe} @ {size}px", disable=not progress)]
-        self.x = np.stack(arrays) if arrays else np.zeros((0, 3, size, size), np.float32)
-
-    def _make(self, row) -> np.ndarray:
-        def frame(n: int) -> np.ndarray:
-            return read_frame(frame_path(row, n), self.size).astype(np.float32) / 255.0
-        if self.recipe == "diff":
-            img = (frame(row["apex"]) - frame(row["onset"])) * self.diff_gain
-        elif self.recipe == "pair":
-            img = np.concatenate([frame(row["onset"]), frame(row["apex"])], axis=2) - 0.5
+        if recipe == "sequence" and sampling not in ("uniform", "interpolate", "rate"):
+            raise ValueError(f"unknown sampling {sampling!r}")
+        if recipe == "sequence" and sampling != "rate" and not T:
+            raise ValueError("the sequence recipe needs T (frames per clip)")
+        self.recipe, self.size, self.align, self.grey, self.diff_gain = recipe, size, align, grey, diff_gain
+        self.augment = augment if augment is not None else Augment()
+        self.regions = regions or REGIONS
+        self.patch = patch or max(8, size // 4)
+        self.stats = CacheStats()
+        common = dict(cache_dir=cache_dir, use_cache=use_cache, workers=workers, progress=progress)
+        clips = clips.reset_index(drop=True)
+        if align:
+            clips, st = prepare.align_table(clips, size, iod, eye_y, **common)
+            self.stats = self.stats + st
         else:
-            img = frame(row[self.recipe]) - 0.5
-        return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
+            clips = clips.assign(face_found=None, align_method="resize")
+        self.clips = clips
+        self.labels = clips["label"].to_numpy(dtype=np.int64)
+        self.kind = {"diff": "diff", "flow": "flow", "regions": "patches"}.get(recipe, "image")
+        self.data = self._build(recipe, T, sampling, target_fps, flow, common)
 
+    # -------------------------------------------------------------- building
+    def _frames(self, numbers, common, desc="aligning frames") -> list[np.ndarray]:
+        frames, st = prepare.aligned_frames(self.clips, numbers, self.size, self.align, desc=desc, **common)
+        self.stats = self.stats + st
+        return frames
+
+    def _build(self, recipe, T, sampling, target_fps, flow, common) -> list[np.ndarray]:
+        rows = list(self.clips.itertuples(index=False))
+        if recipe == "flow":
+            uvs, st = prepare.clip_flow(self.clips, [(r.onset, r.apex) for r in rows], self.size, flow, self.align,
+                                        **common)
+            self.stats = self.stats + st
+            return [u.astype(np.float32) for u in uvs]
+        if recipe in ("diff", "pair", "apex", "onset", "regions"):
+            pairs = self._frames([[r.onset, r.apex] for r in rows], common)
+            if recipe == "diff":
+                return [(p[1].astype(np.int16) - p[0].astype(np.int16)) for p in pairs]
+            if recipe == "pair":
+                return pairs
+            if recipe == "regions":
+                return [self._patches(p[1], r.landmarks_apex if self.align else None) for p, r in zip(pairs, rows)]
+            return [p[0 if recipe == "onset" else 1][None] for p in pairs]
+        # sequence
+        if sampling == "uniform":
+            return self._frames([uniform_numbers(r.onset, r.offset, T) for r in rows], common)
+        full = self._frames([list(range(r.onset, r.offset + 1)) for r in rows], common, "aligning sequences")
+        out = []
+        for f, r in zip(full, rows):
+            if sampling == "rate":
+                f = sample_at(f, rate_positions(len(f), float(r.fps), target_fps))
+            out.append(np.clip(interpolate_sequence(f, T) if T else f, 0, 255).round().astype(np.uint8))
+        return out
+
+    def _patches(self, frame: np.ndarray, points: np.ndarray | None) -> np.ndarray:
+        if points is None:
+            raise ValueError("the regions recipe needs landmarks: use align=True")
+        half = self.patch // 2
+        padded = np.pad(frame, ((half, half), (half, half), (0, 0)), mode="edge")
+        out = []
+        for idx in self.regions.values():
+            cx, cy = np.round(np.asarray(points)[idx].mean(axis=0)).astype(int)
+            cx, cy = int(np.clip(cx, 0, self.size - 1)), int(np.clip(cy, 0, self.size - 1))
+            out.append(padded[cy:cy + 2 * half, cx:cx + 2 * half])
+        return np.stack(out)
+
+    # -------------------------------------------------------------- access
     @property
     def in_chans(self) -> int:
-        return int(self.x.shape[1])
+        return 1 if self.grey else 3
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.tensor(0).shape)
+
+    def tensor(self, i: int, augment: Augment | None = None) -> torch.Tensor:
+        """Sample ``i`` as a float tensor in the recipe's shape, optionally augmented."""
+        a = self.data[i]
+        if self.kind == "flow":
+            x = torch.from_numpy(a).float()[None]  # (1, 3, S, S)
+        else:
+            # frames (F, H, W, 3) uint8 or int16 diff -> (F, C, H, W)
+            arr = a if a.ndim == 4 else a[None]
+            x = torch.from_numpy(np.ascontiguousarray(arr)).float().permute(0, 3, 1, 2)
+            if self.grey:
+                x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = x / 255.0
+            x = x * self.diff_gain if self.kind == "diff" else x - 0.5
+        if augment is not None:
+            x = augment(x, self.kind)
+        if self.recipe in ("diff", "apex", "onset", "flow"):
+            x = x[0]
+        return x.contiguous()
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, idx: np.ndarray, train: bool) -> "ArraySubset":
-        return ArraySubset(self.x, self.labels, np.asarray(idx), train and self.flip, self.shift if train else 0)
+    def __getitem__(self, i: int):
+        return self.tensor(i), int(self.labels[i])
+
+    def subset(self, idx: np.ndarray, train: bool) -> "FoldView":
+        return FoldView(self, np.asarray(idx), self.augment if train else None)
+
+
+class FoldView(Dataset):
+    """Rows ``idx`` of a :class:`ClipDataset`; augmentation draws from torch's seeded RNG."""
+
+    def __init__(self, base: ClipDataset, idx: np.ndarray, augment: Augment | None):
+        self.base, self.idx, self.augment = base, idx, augment
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int):
+        j = int(self.idx[i])
+        return self.base.tensor(j, self.augment), int(self.base.labels[j])
 
 
 class ArraySubset(Dataset):
-    """Rows ``idx`` of a preloaded array; augmentation draws from torch's seeded RNG."""
+    """Rows ``idx`` of in-memory arrays (tests and small experiments), optional flip/shift."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray, flip: bool, shift: int):
+    def __init__(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray, flip: bool = False, shift: int = 0):
         self.x, self.y, self.idx, self.flip, self.shift = x, y, idx, flip, shift
 
     def __len__(self) -> int:

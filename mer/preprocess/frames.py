@@ -1,4 +1,9 @@
-"""Frame reading and resizing (no alignment; the dlib pipeline is a separate stage)."""
+"""Frame reading and frame selection.
+
+Selection: the onset/apex pair; T frame numbers uniform over onset..offset; linear
+temporal interpolation of a sequence to T frames (TIM-style); resampling to a target rate
+(p4 uses 30 Hz).
+"""
 from __future__ import annotations
 
 import cv2
@@ -23,3 +28,45 @@ def frame_path(row, number: int) -> str:
     if not 0 <= i < len(row["frames"]):
         raise IndexError(f"frame {number} outside {row['onset']}..{row['offset']} of {row['frame_dir']}")
     return row["frames"][i]
+
+
+SAMPLINGS = ("uniform", "interpolate", "rate")
+
+
+def uniform_numbers(onset: int, offset: int, t: int) -> list[int]:
+    """``t`` frame numbers spread evenly over onset..offset (both ends included)."""
+    if t < 1:
+        raise ValueError(f"T must be >= 1, got {t}")
+    if t == 1:
+        return [int(onset)]
+    return [int(round(x)) for x in np.linspace(onset, offset, t)]
+
+
+def interpolate_sequence(frames: np.ndarray, t: int) -> np.ndarray:
+    """Linear temporal interpolation of (N, ...) frames to (t, ...) float32 (TIM-style)."""
+    n = len(frames)
+    if n == 0:
+        raise ValueError("cannot interpolate an empty sequence")
+    pos = np.linspace(0, n - 1, t) if t > 1 else np.zeros(1)
+    return sample_at(frames, pos)
+
+
+def sample_at(frames: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Frames at fractional positions ``pos`` by linear interpolation of neighbours."""
+    frames = np.asarray(frames, dtype=np.float32)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(frames) - 1)
+    hi = np.clip(lo + 1, 0, len(frames) - 1)
+    w = (pos - lo).reshape((-1,) + (1,) * (frames.ndim - 1)).astype(np.float32)
+    return frames[lo] * (1 - w) + frames[hi] * w
+
+
+def rate_positions(n: int, fps: float, target_fps: float) -> np.ndarray:
+    """Fractional frame positions of an ``n``-frame clip at ``fps`` resampled to ``target_fps``."""
+    if fps <= 0 or target_fps <= 0:
+        raise ValueError(f"frame rates must be positive (fps={fps}, target={target_fps})")
+    return np.arange(0, n - 1 + 1e-9, fps / target_fps)
+
+
+def resample_rate(frames: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
+    """A clip resampled from ``fps`` to ``target_fps`` (linear interpolation), first frame kept."""
+    return sample_at(frames, rate_positions(len(frames), fps, target_fps))
