@@ -63,7 +63,7 @@ def test_clear_errors(tmp_path: Path, casme2_root: Path):
     with pytest.raises(FileNotFoundError, match="CASME2-coding"):
         data.load("casme2", empty)
     (casme2_root / "CASME2-coding-20190701.xlsx").write_bytes((casme2_root / "CASME2-coding-20140508.xlsx").read_bytes())
-    with pytest.raises(ValueError, match="several candidate sheets"):
+    with pytest.raises(ValueError, match="several candidate CASME2-coding"):
         data.load("casme2", casme2_root)
     t = data.load("casme2", casme2_root, annotation="CASME2-coding-20190701.xlsx")
     assert len(t.clips) == 5

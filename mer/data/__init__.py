@@ -1,4 +1,10 @@
-"""Datasets as clip tables: ``load(name, root, protocol=None, annotation=None)``."""
+"""Datasets as clip tables: ``load(name, root, protocol=None, annotation=None, **kw)``.
+
+Names: synth, casme2, samm, smic, casme_sq (CAS(ME)^2), casme3 (CAS(ME)^3 part A), mmew,
+composite (MEGC 2019, with ``roots={"casme2": ..., "samm": ..., "smic": ...}``). Each
+loader's docstring says which files it looks for; ``mer data check ROOT --dataset NAME``
+prints what it found and every row it could not use.
+"""
 from __future__ import annotations
 
 import os
@@ -7,7 +13,31 @@ from pathlib import Path
 from mer.data.clips import ClipTable
 from mer.data.protocols import PROTOCOLS, get_protocol
 
-DEFAULT_PROTOCOL = {"casme2": "casme2-5", "synth": "synth-5"}
+DEFAULT_PROTOCOL = {"synth": "synth-5", "casme2": "casme2-5", "samm": "samm-5", "smic": "smic-3",
+                    "casme_sq": "casme_sq-4", "casme3": "casme3-7", "mmew": "mmew-5", "composite": "composite-3"}
+
+
+def _loader(name: str):
+    if name in ("casme2", "synth"):
+        from mer.data.casme2 import load_casme2
+        return load_casme2
+    if name == "samm":
+        from mer.data.samm import load_samm
+        return load_samm
+    if name == "smic":
+        from mer.data.smic import load_smic
+        return load_smic
+    if name == "casme_sq":
+        from mer.data.casme_sq import load_casme_sq
+        return load_casme_sq
+    if name == "casme3":
+        from mer.data.casme3 import load_casme3
+        return load_casme3
+    if name == "mmew":
+        from mer.data.mmew import load_mmew
+        return load_mmew
+    from mer.data.composite import load_composite
+    return load_composite
 
 
 def load(name: str, root: str | os.PathLike | None = None, protocol: str | None = None,
@@ -22,13 +52,31 @@ def load(name: str, root: str | os.PathLike | None = None, protocol: str | None 
     protocol = protocol or DEFAULT_PROTOCOL[name]
     if name == "synth":
         from mer.data import synth
-        root = synth.ensure(root)
-        from mer.data.casme2 import load_casme2
-        return load_casme2(root, protocol, annotation, dataset="synth", **kwargs)
+        return _loader(name)(synth.ensure(root), protocol, annotation, dataset="synth", **kwargs)
+    if name == "composite":
+        roots = kwargs.pop("roots", None)
+        if roots is None and root is not None:
+            roots = discover_composite_roots(Path(root))
+        return _loader(name)(roots or {}, protocol, annotation, **kwargs)
     if root is None:
         raise ValueError(f"dataset {name!r} needs data_root: the folder holding your copy of the release")
-    from mer.data.casme2 import load_casme2
-    return load_casme2(Path(root), protocol, annotation, **kwargs)
+    return _loader(name)(Path(root), protocol, annotation, **kwargs)
+
+
+def discover_composite_roots(root: Path) -> dict[str, Path]:
+    """Sub-folders of ``root`` named like the three sources (case-insensitive: CASME2 or
+    CASME_II, SAMM, SMIC): a convenience for ``mer data check ROOT --dataset composite``."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} is not a directory")
+    names = {"casme2": "casme2", "casme_ii": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic"}
+    found: dict[str, Path] = {}
+    for p in sorted(root.iterdir()):
+        key = names.get(p.name.lower().replace(" ", "_"))
+        if p.is_dir() and key:
+            if key in found:
+                raise ValueError(f"{root}: two folders for {key}: {found[key].name} and {p.name}")
+            found[key] = p
+    return found
 
 
 __all__ = ["load", "ClipTable", "PROTOCOLS", "get_protocol", "DEFAULT_PROTOCOL"]

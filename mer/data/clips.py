@@ -106,12 +106,9 @@ def as_int(value: object) -> int | None:
     return int(text) if re.fullmatch(r"\d+", text) else None
 
 
-def empty_clips() -> pd.DataFrame:
-    return pd.DataFrame(columns=CLIP_COLUMNS)
-
-
-def make_tables(rows: list[dict], drops: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    clips = pd.DataFrame(rows, columns=CLIP_COLUMNS) if rows else empty_clips()
+def make_tables(rows: list[dict], drops: list[dict], extra: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    columns = CLIP_COLUMNS + list(extra or [])
+    clips = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     if rows:
         clips = clips.astype({"onset": int, "apex": int, "offset": int, "label": int, "fps": float})
         clips = clips.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
@@ -119,13 +116,15 @@ def make_tables(rows: list[dict], drops: list[dict]) -> tuple[pd.DataFrame, pd.D
     return clips, dropped
 
 
-def read_sheet(path: Path, required: list[str], header_row: int = 0) -> pd.DataFrame:
+def read_sheet(path: Path, required: list[str], header_row: int = 0, sheet_name: str | int = 0,
+               optional: list[str] | None = None) -> pd.DataFrame:
     """Read an annotation sheet, match columns by name (case/space-insensitive), drop extras.
 
-    Raises a ValueError naming the file and the missing columns.
+    ``optional`` columns are kept when present (filled with None otherwise). Raises a
+    ValueError naming the file and the missing columns.
     """
     try:
-        raw = pd.read_excel(path, sheet_name=0, header=header_row, dtype=object)
+        raw = pd.read_excel(path, sheet_name=sheet_name, header=header_row, dtype=object)
     except Exception as exc:  # openpyxl/pandas give many exception types for a bad file
         raise ValueError(f"{path}: cannot read as an Excel sheet ({exc})") from exc
     norm = {re.sub(r"\s+", "", str(c)).lower(): c for c in raw.columns}
@@ -134,5 +133,46 @@ def read_sheet(path: Path, required: list[str], header_row: int = 0) -> pd.DataF
         raise ValueError(f"{path}: missing column(s) {missing}; found {list(map(str, raw.columns))}")
     out = raw[[norm[re.sub(r"\s+", "", c).lower()] for c in required]].copy()
     out.columns = required
+    for c in optional or []:
+        key = re.sub(r"\s+", "", c).lower()
+        out[c] = raw[norm[key]] if key in norm else None
     out.index = out.index + header_row + 2  # spreadsheet row numbers (1-based, after header)
     return out
+
+
+def read_raw_sheet(path: Path, sheet_name: str | int = 0) -> pd.DataFrame:
+    """A sheet without a header row (every cell as an object); errors name the file."""
+    try:
+        return pd.read_excel(path, sheet_name=sheet_name, header=None, dtype=object)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read as an Excel sheet ({exc})") from exc
+
+
+def find_one(root: Path, pattern: str, what: str, annotation=None) -> Path:
+    """The single file in ``root`` whose name matches ``pattern`` (regex, case-insensitive),
+    or ``annotation`` when given; a clear error for none or several."""
+    if annotation is not None:
+        path = Path(annotation)
+        if not path.is_absolute() and not path.exists():
+            path = root / path
+        if not path.is_file():
+            raise FileNotFoundError(f"annotation sheet {path} does not exist")
+        return path
+    rx = re.compile(pattern, re.IGNORECASE)
+    found = sorted(p for p in root.iterdir() if p.is_file() and rx.fullmatch(p.name) and not p.name.startswith("~$"))
+    if not found:
+        raise FileNotFoundError(f"{root}: no {what} sheet (looked for {pattern}); is this the right root? "
+                                "(pass annotation= to name the sheet)")
+    if len(found) > 1:
+        raise ValueError(f"{root}: several candidate {what} sheets {[p.name for p in found]}; "
+                         "pass annotation= to choose one")
+    return found[0]
+
+
+def check_root(root) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} is not a directory")
+    return root

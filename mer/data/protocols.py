@@ -31,14 +31,49 @@ def normalise_emotion(emotion: object) -> str:
     return " ".join(text.split())
 
 
+def _identity(*names: str, **aliases: str) -> dict[str, str]:
+    mapping = {n: n for n in names}
+    mapping.update({k.replace("_", " "): v for k, v in aliases.items()})
+    return mapping
+
+
 _FIVE = ("happiness", "disgust", "repression", "surprise", "others")
-_FIVE_MAP = {c: c for c in _FIVE} | {"other": "others"}
+_NPS = ("negative", "positive", "surprise")
 
 PROTOCOLS: dict[str, Protocol] = {
     # CASME II 5 classes; sadness and fear are dropped (and reported).
-    "casme2-5": Protocol("casme2-5", _FIVE, _FIVE_MAP),
+    "casme2-5": Protocol("casme2-5", _FIVE, _identity(*_FIVE, other="others")),
     # SynthME uses CASME II's five classes.
-    "synth-5": Protocol("synth-5", _FIVE, _FIVE_MAP),
+    "synth-5": Protocol("synth-5", _FIVE, _identity(*_FIVE, other="others")),
+    # SAMM 5 classes: anger, contempt, happiness, surprise, others ("Other" and "Others").
+    "samm-5": Protocol("samm-5", ("anger", "contempt", "happiness", "surprise", "others"),
+                       _identity("anger", "contempt", "happiness", "surprise", "others", other="others")),
+    # SMIC: its three folder labels.
+    "smic-3": Protocol("smic-3", _NPS, _identity(*_NPS)),
+    # MEGC 2019 composite: negative = repression, anger, contempt, disgust, fear, sadness;
+    # positive = happiness; surprise; others dropped. Each source keeps its own emotions, so
+    # CASME II's negative is disgust + repression only (it has no anger or contempt, and
+    # its sadness/fear clips are not in the official composite: see casme2-megc).
+    "composite-3": Protocol("composite-3", _NPS, {
+        "negative": "negative", "positive": "positive", "surprise": "surprise",
+        "repression": "negative", "anger": "negative", "contempt": "negative", "disgust": "negative",
+        "fear": "negative", "sadness": "negative", "happiness": "positive"}),
+    # CASME II's part of the composite: only disgust and repression count as negative.
+    "casme2-megc": Protocol("casme2-megc", _NPS, {"disgust": "negative", "repression": "negative",
+                                                  "happiness": "positive", "surprise": "surprise"}),
+    # CAS(ME)^3 part A: the seven emotions, and 4 classes.
+    "casme3-7": Protocol("casme3-7", ("disgust", "surprise", "others", "fear", "anger", "sad", "happy"),
+                         _identity("disgust", "surprise", "others", "fear", "anger", "sad", "happy",
+                                   other="others")),
+    "casme3-4": Protocol("casme3-4", ("negative", "positive", "surprise", "others"), {
+        "disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",
+        "happy": "positive", "surprise": "surprise", "others": "others", "other": "others"}),
+    # CAS(ME)^2 by its category column.
+    "casme_sq-4": Protocol("casme_sq-4", ("negative", "positive", "surprise", "others"),
+                           _identity("negative", "positive", "surprise", "others", other="others")),
+    # MMEW as in the TDSGCN paper (p3): five emotions, others and anger dropped.
+    "mmew-5": Protocol("mmew-5", ("happiness", "surprise", "disgust", "fear", "sadness"),
+                       _identity("happiness", "surprise", "disgust", "fear", "sadness")),
 }
 
 
@@ -47,3 +82,14 @@ def get_protocol(name: str) -> Protocol:
         return PROTOCOLS[name]
     except KeyError:
         raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
+
+
+def describe() -> "pd.DataFrame":
+    """Every protocol with its classes and which raw emotions map to each."""
+    import pandas as pd
+    rows = []
+    for p in PROTOCOLS.values():
+        for i, cls in enumerate(p.classes):
+            rows.append({"protocol": p.name, "label": i, "class": cls,
+                         "emotions": ", ".join(sorted(k for k, v in p.mapping.items() if v == cls))})
+    return pd.DataFrame(rows)

@@ -41,3 +41,10 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) 
                       for i, name in enumerate(labels)},
         "confusion": cm.tolist(), "labels": list(labels),
     }
+
+
+def scores_by_group(y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str],
+                    labels: Sequence[str]) -> dict[str, dict]:
+    """Pooled scores per group (e.g. per source dataset of the MEGC composite)."""
+    y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    return {str(g): scores(y_true[groups == g], y_pred[groups == g], labels) for g in sorted(set(groups))}

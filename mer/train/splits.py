@@ -69,3 +69,21 @@ def make_folds(clips: pd.DataFrame, folds: str | int = "loso", seed: int = 0) ->
     if isinstance(folds, int):
         return grouped_kfold(clips, folds, seed)
     raise ValueError(f"folds must be 'loso' or an integer k, got {folds!r}")
+
+
+def guard_pretraining(pretrain_clips: pd.DataFrame, test_subjects) -> None:
+    """Refuse pre-training data (e.g. macro-expressions) from a subject of the test fold.
+
+    Macro clips of the test subject would leak their face and style into the model that is
+    then scored on them. Subjects are compared as written in both tables.
+    """
+    leaked = sorted(set(pretrain_clips["subject"].astype(str)) & {str(s) for s in test_subjects})
+    if leaked:
+        raise AssertionError(f"pre-training data contains test-fold subject(s) {leaked}; "
+                             "use without_subjects() to remove them first")
+
+
+def without_subjects(pretrain_clips: pd.DataFrame, subjects) -> pd.DataFrame:
+    """The pre-training table minus the given subjects (the fold's test subjects)."""
+    keep = ~pretrain_clips["subject"].astype(str).isin({str(s) for s in subjects})
+    return pretrain_clips[keep].reset_index(drop=True)
