@@ -229,3 +229,33 @@ def test_bad_frame_names_the_file(synth_root, tmp_path):
         ClipDataset(clips, "diff", size=32, align=False, cache_dir=tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match=f"clip {clip_id}: .*broken.jpg"):
         ClipDataset(clips, "diff", size=32, align=True, cache_dir=tmp_path / "c", workers=2, progress=False)
+
+
+def test_greyscale_source_is_replicated_to_rgb(tmp_path):
+    folder = tmp_path / "006" / "006_1_2"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = []
+    for n in range(1, 5):
+        p = folder / f"006_{n:05d}.jpg"
+        cv2.imwrite(str(p), rng.integers(0, 255, (40, 40), dtype=np.uint8))  # single-channel JPEG
+        files.append(str(p))
+    assert cv2.imread(files[0], cv2.IMREAD_UNCHANGED).ndim == 2
+    clips = pd.DataFrame([{"dataset": "samm", "subject": "006", "clip": "006_1_2", "frame_dir": str(folder),
+                           "frames": files, "onset": 1, "apex": 3, "offset": 4, "fps": 200.0, "label": 0}])
+    ds = ClipDataset(clips, "apex", size=32, align=False, cache_dir=tmp_path / "c", progress=False)
+    x = ds.tensor(0)
+    assert x.shape == (3, 32, 32) and torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+
+
+def test_shrinking_warp_is_antialiased():
+    """A pure downscale through the alignment warp equals an area resize: a plain cubic
+    warp to a much smaller size aliases, and the aliasing swamps one-pixel motion."""
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 255, (224, 224, 3)).astype(np.float32)  # full of high frequencies
+    s = 64 / 224
+    m = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]])
+    area = cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(faces.warp(img, m, 64)[2:-2, 2:-2], area[2:-2, 2:-2], atol=1e-3)
+    naive = cv2.warpAffine(img, m, (64, 64), flags=cv2.INTER_CUBIC)
+    assert np.abs(naive - area)[2:-2, 2:-2].mean() > 10  # what the pre-shrink prevents

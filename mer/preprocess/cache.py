@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-PREPROCESS_VERSION = "1"
+PREPROCESS_VERSION = "2"  # 2: area pre-shrink before the alignment warp
 
 
 def default_root() -> Path:

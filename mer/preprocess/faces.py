@@ -68,7 +68,21 @@ def centred_crop(shape: tuple[int, int], size: int) -> np.ndarray:
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Apply a 2x3 transform and crop to size x size (cubic, border replicated)."""
+    """Apply a 2x3 transform and crop to size x size (cubic, border replicated).
+
+    When the transform shrinks the image, it is first area-averaged down to about the
+    target scale: a cubic warp straight to a much smaller size aliases, and aliasing
+    noise swamps the one-pixel motion of a micro-expression.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.8:
+        h, w = image.shape[:2]
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        pre = np.array([[nw / w, 0, 0.5 * nw / w - 0.5], [0, nh / h, 0.5 * nh / h - 0.5]])  # pixel-centre mapping
+        inv_pre = cv2.invertAffineTransform(pre)
+        matrix = np.hstack([matrix[:, :2] @ inv_pre[:, :2], (matrix[:, :2] @ inv_pre[:, 2] + matrix[:, 2])[:, None]])
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
