@@ -54,3 +54,20 @@ def test_every_synth_params_file_has_its_notebook():
     assert "baseline" in [j.method for j in jobs]
     for j in jobs:
         assert j.notebook.name.endswith(f"_{j.method}.ipynb")
+
+
+def test_params_files_only_use_declared_parameters():
+    """papermill only warns about an unknown parameter; a typo in a params file would be
+    silently ignored, so every key must be declared in its notebook's parameters cell."""
+    import nbformat
+    import yaml
+    root = project_root()
+    for pfile in sorted((root / "params").glob("*/*.yaml")):
+        method = pfile.parent.name
+        nb_path = next((root / "notebooks").glob(f"[0-9][0-9]_{method}.ipynb"))
+        nb = nbformat.read(str(nb_path), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        declared = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+        keys = set(yaml.safe_load(pfile.read_text()))
+        assert keys <= declared, f"{pfile}: undeclared parameter(s) {sorted(keys - declared)}"
+        assert yaml.safe_load(pfile.read_text())["dataset"] == pfile.stem

@@ -28,15 +28,17 @@ Determinism: every random draw comes from ``numpy.random.default_rng([seed, subj
 is written with fixed timestamps so its bytes are identical too.
 
 Calibration: the baseline (ResNet-18 from scratch on the apex-onset difference, 64 px
-input, AdamW lr 1e-3 with cosine decay, LOSO on the quick set, seed 0) with the defaults
-below (amplitude 1-3 px at 224 px, drift <= 1 px, rotation <= 0.2 deg, flicker <= 2 %,
-noise sigma 1-2.5, JPEG 90, blinks in 1/3 of clips), all synthetic:
-    15 epochs, batch 16: UF1 0.675, acc 0.708, UAR 0.650 (250 s on 2 cores)
-    10 epochs, batch 32: UF1 0.228, acc 0.442 (too few steps: collapses toward "others")
-    10 epochs, batch 16: UF1 0.496, acc 0.550, UAR 0.480 (the quick profile; about 3 min)
-Both adequately trained settings land inside the 0.40-0.85 target band: clearly
-learnable, with room above for the paper methods. The DESIGN.md prototype had given UF1 0.44 at 1-3 px / 64 px
-and 0.56 at 2-5 px, so the amplitude was kept at the realistic 1-3 px.
+input, AdamW lr 1e-3 with cosine decay, batch 16, LOSO on the quick set, seed 0) with the
+defaults below (amplitude 1-3 px at 224 px, drift <= 1 px, rotation <= 0.2 deg, flicker
+<= 2 %, noise sigma 1-2.5, JPEG 90, blinks in 1/3 of clips), all synthetic UF1:
+    frames resized only, flip + 2 px shift:   15 epochs 0.675; 10 epochs 0.496
+    (10 epochs at batch 32: 0.228, too few steps: collapses toward "others")
+    dlib-aligned frames (the pipeline the notebooks use), flip + 2 px crop-pad:
+        cubic warp straight to 64 px:          10 epochs 0.365 (aliasing; fixed)
+        area pre-shrink, then warp:            10 epochs 0.406; 12 epochs 0.565
+The quick profile uses 12 epochs (0.565): inside the 0.40-0.85 target band, clearly
+learnable, with room above for the paper methods. The DESIGN.md prototype had given 0.44
+at 1-3 px / 64 px and 0.56 at 2-5 px, so the amplitude stays at the realistic 1-3 px.
 """
 from __future__ import annotations
 
