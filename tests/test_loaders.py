@@ -11,7 +11,6 @@ from mer.data import protocols
 from mer.data.casme3 import Patch, load_casme3_macro
 from mer.train import splits
 from mer.train.metrics import scores_by_group
-from tests.conftest import casme2_sheet
 from tests.datasets import (casme3_tree, casme_sq_tree, composite_official, mmew_tree, samm_tree, smic_tree, xlsx)
 
 
@@ -270,3 +269,16 @@ def test_data_check_composite_from_a_parent_folder(tmp_path, capsys, casme2_root
     smic_tree(parent / "SMIC")
     assert main(["data", "check", str(parent), "--dataset", "composite"]) == 0
     assert "dataset composite" in capsys.readouterr().out
+
+
+def test_composite_metrics_per_source(tmp_path, casme2_root):
+    from types import SimpleNamespace
+    from mer.report.results import per_source
+    t = data.load("composite", roots=composite_roots(tmp_path, casme2_root))
+    y = t.clips["label"].to_numpy()
+    wrong = np.where(t.clips["source_dataset"] == "smic", (y + 1) % 3, y)  # every SMIC clip wrong
+    result = SimpleNamespace(predictions=pd.DataFrame({"subject": t.clips["subject"], "y_true": y, "y_pred": wrong}))
+    table = per_source(result, t).set_index("source")
+    assert table.loc["casme2", "acc"] == 1.0 and table.loc["samm", "acc"] == 1.0 and table.loc["smic", "acc"] == 0.0
+    assert table["n"].sum() == len(t.clips)
+    assert per_source(result, data.load("samm", tmp_path / "samm")) is None

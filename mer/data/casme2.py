@@ -15,11 +15,10 @@ Quirks handled: Subject as an integer (folder ``sub{:02d}``), apex written ``/``
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from mer.data.builder import Record, TableBuilder
-from mer.data.clips import ClipTable, as_int, check_root, find_one, read_sheet
+from mer.data.clips import ClipTable, as_int, check_root, find_one, read_sheet, subject_id
 from mer.data.protocols import get_protocol
 
 FPS = 200.0
@@ -50,12 +49,9 @@ def find_frames(root: Path, frames: str) -> tuple[Path, str]:
     return path, FRAME_TREES[kind][1]
 
 
-def _subject(value: object) -> str | None:
-    n = as_int(value)
-    if n is None and value is not None:
-        m = re.fullmatch(r"(?:sub)?0*(\d+)", str(value).strip(), re.IGNORECASE)
-        n = int(m.group(1)) if m else None
-    return None if n is None else f"sub{n:02d}"
+def casme2_subject(value: object) -> str | None:
+    """1, "01" or "sub01" -> "sub01" (the folder name)."""
+    return subject_id(value, "sub", 2)
 
 
 def load_casme2(root: str | os.PathLike, protocol: str = "casme2-5", annotation: str | os.PathLike | None = None,
@@ -69,7 +65,7 @@ def load_casme2(root: str | os.PathLike, protocol: str = "casme2-5", annotation:
     for row_no, r in sheet.iterrows():
         if r.isna().all():
             continue  # a fully blank spreadsheet row is not an annotation
-        subject, clip = _subject(r["Subject"]), str(r["Filename"]).strip()
+        subject, clip = casme2_subject(r["Subject"]), str(r["Filename"]).strip()
         build.add(Record(row=row_no, subject=subject, clip=clip if clip != "nan" else "",
                          emotion=r["Estimated Emotion"], onset=as_int(r["OnsetFrame"]), apex=as_int(r["ApexFrame"]),
                          offset=as_int(r["OffsetFrame"]), au=r["Action Units"],

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from mer.data.builder import Record, TableBuilder
 from mer.data.clips import ClipTable, as_int, check_root, find_one, read_sheet

@@ -106,6 +106,16 @@ def as_int(value: object) -> int | None:
     return int(text) if re.fullmatch(r"\d+", text) else None
 
 
+def subject_id(value: object, prefix: str, width: int) -> str | None:
+    """Normalise a subject cell to ``{prefix}{n:0{width}d}``: 6, 6.0, "6", "006" and
+    "{prefix}6" all give the same id; anything else is None (the loader reports it)."""
+    n = as_int(value)
+    if n is None and value is not None:
+        m = re.fullmatch(rf"(?:{re.escape(prefix)})?0*(\d+)", str(value).strip(), re.IGNORECASE)
+        n = int(m.group(1)) if m else None
+    return None if n is None else f"{prefix}{n:0{width}d}"
+
+
 def make_tables(rows: list[dict], drops: list[dict], extra: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     columns = CLIP_COLUMNS + list(extra or [])
     clips = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)

@@ -29,13 +29,12 @@ _DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2
 
 
 def _norm_subject(source: str, value: object) -> str:
-    text = str(value).strip()
-    digits = re.sub(r"\D", "", text)
-    if source == "casme2":
-        return f"sub{int(digits):02d}" if digits else text
-    if source == "samm":
-        return f"{int(digits):03d}" if digits else text
-    return f"s{int(digits):02d}" if digits else text
+    """The official file's subject spelling (sub01, 6, s01) -> the loader's id."""
+    from mer.data.casme2 import casme2_subject
+    from mer.data.samm import samm_subject
+    from mer.data.smic import smic_subject
+    norm = {"casme2": casme2_subject, "samm": samm_subject, "smic": smic_subject}[source]
+    return norm(value) or str(value).strip()
 
 
 def _norm_clip(source: str, value: object) -> str:

@@ -12,11 +12,10 @@ is used and the mismatch is noted in the clip (never silently). Protocol ``mmew-
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from mer.data.builder import Record, TableBuilder
-from mer.data.clips import ClipTable, as_int, check_root, find_one, read_sheet
+from mer.data.clips import ClipTable, as_int, check_root, find_one, read_sheet, subject_id
 from mer.data.protocols import get_protocol, normalise_emotion
 
 FPS = 90.0
@@ -26,11 +25,8 @@ PATTERN = r"(\d+)\.jpg"
 
 
 def mmew_subject(value: object) -> str | None:
-    n = as_int(value)
-    if n is None and value is not None:
-        m = re.fullmatch(r"S?0*(\d+)", str(value).strip(), re.IGNORECASE)
-        n = int(m.group(1)) if m else None
-    return None if n is None else f"S{n:02d}"
+    """1 or "S01" -> "S01"."""
+    return subject_id(value, "S", 2)
 
 
 def load_mmew(root: str | os.PathLike, protocol: str = "mmew-5", annotation=None, dataset: str = "mmew") -> ClipTable:

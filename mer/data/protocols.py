@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -84,9 +86,8 @@ def get_protocol(name: str) -> Protocol:
         raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
 
 
-def describe() -> "pd.DataFrame":
+def describe() -> pd.DataFrame:
     """Every protocol with its classes and which raw emotions map to each."""
-    import pandas as pd
     rows = []
     for p in PROTOCOLS.values():
         for i, cls in enumerate(p.classes):

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from mer.data.builder import Record, TableBuilder
-from mer.data.clips import ClipTable, as_int, check_root, find_one, read_raw_sheet, read_sheet
+from mer.data.clips import ClipTable, as_int, check_root, find_one, read_raw_sheet, read_sheet, subject_id
 from mer.data.protocols import get_protocol
 
 FPS = 200.0
@@ -26,11 +26,8 @@ OPTIONAL = ["Objective Classes", "Notes"]
 
 
 def samm_subject(value: object) -> str | None:
-    n = as_int(value)
-    if n is None and value is not None:
-        m = re.fullmatch(r"0*(\d+)", str(value).strip())
-        n = int(m.group(1)) if m else None
-    return None if n is None else f"{n:03d}"
+    """6, 6.0 or "006" -> "006"."""
+    return subject_id(value, "", 3)
 
 
 def header_row(path: Path) -> int:

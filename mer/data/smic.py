@@ -14,16 +14,16 @@ import re
 from pathlib import Path
 
 from mer.data.builder import Record, TableBuilder
-from mer.data.clips import ClipTable, check_root, numbered_frames
+from mer.data.clips import ClipTable, check_root, numbered_frames, subject_id
 from mer.data.protocols import get_protocol
 
 VARIANT_FPS = {"HS": 100.0, "VIS": 25.0, "NIR": 25.0}
 PATTERN = r"(?:reg_)?(?:image)?(\d+)\.(?:bmp|jpg|jpeg|png)"
 
 
-def smic_subject(name: str) -> str | None:
-    m = re.fullmatch(r"s0*(\d+)", str(name).strip(), re.IGNORECASE)
-    return f"s{int(m.group(1)):02d}" if m else None
+def smic_subject(name: object) -> str | None:
+    """"s1" or "s01" -> "s01" (the MEGC spelling)."""
+    return subject_id(name, "s", 2)
 
 
 def smic_clip(name: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer.paths import project_root
+from mer.train.metrics import scores_by_group
 
 PER_FOLD_NOTE = ("secondary: per-fold scores; the headline metrics pool all folds' predictions "
                  "(MEGC convention), per-fold averages are lower and noisier")
@@ -37,6 +38,16 @@ def megc_log(preds: pd.DataFrame, dataset: str, classes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_source(result, table) -> pd.DataFrame | None:
+    """Pooled scores per source dataset of a composite (None for a single dataset)."""
+    if "source_dataset" not in table.clips.columns:
+        return None
+    preds = result.predictions
+    groups = preds["subject"].astype(str).str.split("/").str[0]
+    by = scores_by_group(preds["y_true"], preds["y_pred"], groups, list(table.classes))
+    return pd.DataFrame([{"source": g, **{k: v[k] for k in ("n", "acc", "uf1", "uar")}} for g, v in by.items()])
+
+
 def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,
               ablations: pd.DataFrame | None = None, runtime_s: float, device: str) -> dict:
     """Write the run's files under ``out_dir`` and return the metrics dict."""
@@ -61,6 +72,7 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "confusion": m["confusion"], "labels": classes,
         "per_fold": {"note": PER_FOLD_NOTE, "folds": result.per_fold.to_dict(orient="records")},
         "ablations": [] if ablations is None else ablations.to_dict(orient="records"),
+        "per_source": None if (ps := per_source(result, table)) is None else ps.to_dict(orient="records"),
         "runtime_s": round(float(runtime_s), 1), "device": device, "git_commit": git_commit(),
         "params": params,
     }
