@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from mer.preprocess import faces, prepare
 from mer.preprocess.cache import CacheStats
-from mer.preprocess.frames import interpolate_sequence, rate_positions, sample_at, uniform_numbers
+from mer.preprocess.frames import interpolate_sequence, rate_positions, sample_at, uniform_numbers, with_apex
 
 RECIPES = ("diff", "apex", "onset", "pair", "sequence", "flow", "regions")
 
@@ -93,14 +93,17 @@ class ClipDataset(Dataset):
                  T: int | None = 8, sampling: str = "uniform", target_fps: float = 30.0, flow: str = "tvl1",
                  regions: dict[str, list[int]] | None = None, patch: int | None = None, grey: bool = False,
                  diff_gain: float = 10.0, augment: Augment | None = None, iod: float = faces.IOD_FRACTION,
-                 eye_y: float = faces.EYE_Y, cache_dir=None, use_cache: bool = True, workers: int = 1,
-                 progress: bool = True):
+                 eye_y: float = faces.EYE_Y, include_apex: bool = False, cache_dir=None, use_cache: bool = True,
+                 workers: int = 1, progress: bool = True):
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
         if recipe == "sequence" and sampling not in ("uniform", "interpolate", "rate"):
             raise ValueError(f"unknown sampling {sampling!r}")
         if recipe == "sequence" and sampling != "rate" and not T:
             raise ValueError("the sequence recipe needs T (frames per clip)")
+        if include_apex and (recipe != "sequence" or sampling != "uniform"):
+            raise ValueError("include_apex works with the sequence recipe and uniform sampling")
+        self.include_apex = include_apex
         self.recipe, self.size, self.align, self.grey, self.diff_gain = recipe, size, align, grey, diff_gain
         self.augment = augment if augment is not None else Augment()
         self.regions = regions or REGIONS
@@ -142,7 +145,11 @@ class ClipDataset(Dataset):
             return [p[0 if recipe == "onset" else 1][None] for p in pairs]
         # sequence
         if sampling == "uniform":
-            return self._frames([uniform_numbers(r.onset, r.offset, T) for r in rows], common)
+            numbers = [uniform_numbers(r.onset, r.offset, T) for r in rows]
+            if self.include_apex:
+                numbers = [with_apex(n, r.apex) for n, r in zip(numbers, rows)]
+                self.apex_index = np.array([n.index(r.apex) for n, r in zip(numbers, rows)], dtype=np.int64)
+            return self._frames(numbers, common)
         full = self._frames([list(range(r.onset, r.offset + 1)) for r in rows], common, "aligning sequences")
         out = []
         for f, r in zip(full, rows):
@@ -194,8 +201,15 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def item(self, i: int, augment: Augment | None = None):
+        """Model input of sample ``i``: a tensor, or a dict when the model needs more."""
+        x = self.tensor(i, augment)
+        if self.include_apex:
+            return {"frames": x, "apex_index": torch.tensor(int(self.apex_index[i]))}
+        return x
+
     def __getitem__(self, i: int):
-        return self.tensor(i), int(self.labels[i])
+        return self.item(i), int(self.labels[i])
 
     def subset(self, idx: np.ndarray, train: bool) -> "FoldView":
         return FoldView(self, np.asarray(idx), self.augment if train else None)
@@ -212,7 +226,7 @@ class FoldView(Dataset):
 
     def __getitem__(self, i: int):
         j = int(self.idx[i])
-        return self.base.tensor(j, self.augment), int(self.base.labels[j])
+        return self.base.item(j, self.augment), int(self.base.labels[j])
 
 
 class ArraySubset(Dataset):

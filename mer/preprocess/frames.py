@@ -42,6 +42,18 @@ def uniform_numbers(onset: int, offset: int, t: int) -> list[int]:
     return [int(round(x)) for x in np.linspace(onset, offset, t)]
 
 
+def with_apex(numbers: list[int], apex: int) -> list[int]:
+    """``numbers`` with the one nearest to ``apex`` replaced by it (the onset, first, is kept
+    unless the apex is the onset), so a uniformly sampled clip contains its apex frame."""
+    if apex in numbers:
+        return list(numbers)
+    out = list(numbers)
+    candidates = range(1, len(out)) if len(out) > 1 else range(len(out))
+    k = min(candidates, key=lambda i: (abs(out[i] - apex), i))
+    out[k] = apex
+    return sorted(out)
+
+
 def interpolate_sequence(frames: np.ndarray, t: int) -> np.ndarray:
     """Linear temporal interpolation of (N, ...) frames to (t, ...) float32 (TIM-style)."""
     n = len(frames)

@@ -80,3 +80,32 @@ def examples(clips: pd.DataFrame, classes, read, n: int = 4, seed: int = 0, gain
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def attention_overlays(frames: np.ndarray, maps: np.ndarray, titles, cols_title=None,
+                       title: str = "Attention maps (first CA block, each scaled to its own range)"):
+    """Rows = clips, columns = frames of the clip; each map resized onto its frame.
+
+    ``frames``: (clips, k, H, W) or (clips, k, H, W, 3) images in [0, 1];
+    ``maps``: (clips, k, h, w) attention; each is shown scaled to its own min..max.
+    """
+    import cv2
+    n, k = maps.shape[:2]
+    fig, axes = plt.subplots(n, k, figsize=(1.8 * k, 1.9 * n), squeeze=False)
+    for i in range(n):
+        for j in range(k):
+            ax = axes[i][j]
+            img = frames[i, j]
+            h, w = img.shape[:2]
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            a = cv2.resize(maps[i, j].astype(np.float32), (w, h))
+            a = (a - a.min()) / (a.max() - a.min() + 1e-8)  # each map scaled to its own range
+            ax.imshow(a, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.axis("off")
+            if j == 0:
+                ax.set_title(titles[i], fontsize=7, loc="left")
+            elif i == 0 and cols_title is not None:
+                ax.set_title(cols_title[j], fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -232,3 +232,17 @@ def _read_fold(path: Path, key: str) -> dict | None:
         print(f"warning: {path} is unreadable ({exc}); recomputing this fold")
         return None
     return record if record.get("key") == key else None
+
+
+def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig, out_dir: str | os.PathLike,
+                 classes, folds_label: str, progress: bool = True) -> pd.DataFrame:
+    """Ablations: each variant ``name -> (dataset, model_fn, run_key)`` under the same folds
+    and training settings; one row per variant (acc, UF1, UAR pooled over its folds)."""
+    rows = []
+    for name, (dataset, model_fn, run_key) in variants.items():
+        slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+        r = run_cv(dataset, folds, model_fn, cfg, Path(out_dir) / slug, classes, run_key=run_key,
+                   desc=f"ablation: {name}", progress=progress)
+        rows.append({"variant": name, "folds": folds_label, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
+                     "uar": r.metrics["uar"]})
+    return pd.DataFrame(rows, columns=["variant", "folds", "acc", "uf1", "uar"])

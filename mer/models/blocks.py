@@ -1,0 +1,100 @@
+"""Layers shared by several papers.
+
+MMNet-style Continuous Attention (CA) backbone (p4's motion encoder, p5's main stream):
+a 3x3 stride-2 stem, then residual blocks (conv3x3 -> BN -> ReLU -> conv1x1 -> BN, plus a
+shortcut, ReLU), each followed by an attention map that is multiplied by the previous
+block's map (brought to the new size) before it weights the features: the attention is
+"continuous" across blocks. The attention is pluggable: :class:`SpatialAttention` is
+MMNet's (p4); p5 swaps in a vertical coordinate attention.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SpatialAttention(nn.Module):
+    """sigmoid(BN(conv1x1([mean_c, max_c]))) -> (B, 1, H, W); chained by multiplying with
+    the previous block's map, max-pooled (3x3, stride 2) down to this block's size."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm2d(1)
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        a = torch.sigmoid(self.bn(self.conv(pooled)))
+        if prev is not None:
+            while prev.shape[-1] > a.shape[-1]:
+                prev = F.max_pool2d(prev, kernel_size=3, stride=2, padding=1)
+            a = a * prev
+        return a
+
+
+class CABlock(nn.Module):
+    """Residual block + continuous attention; returns (features, attention map)."""
+
+    def __init__(self, cin: int, cout: int, stride: int,
+                 attention: Callable[[int], nn.Module] = SpatialAttention):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.attention = attention(cout)
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+        a = self.attention(y, prev)
+        return y * a, a
+
+
+class CABackbone(nn.Module):
+    """Stem + CA blocks. MMNet at 224 px: stem 180, blocks (128, 128, 256, 512) with strides
+    (1, 2, 2, 2): 112 -> 14. ``forward`` returns the last feature map and every block's
+    attention map (for the attention figures)."""
+
+    def __init__(self, in_chans: int = 3, stem: int = 180, channels: Sequence[int] = (128, 128, 256, 512),
+                 strides: Sequence[int] = (1, 2, 2, 2), attention: Callable[[int], nn.Module] = SpatialAttention):
+        super().__init__()
+        if len(channels) != len(strides):
+            raise ValueError("channels and strides need one entry per CA block")
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        cins = [stem, *channels[:-1]]
+        self.blocks = nn.ModuleList(CABlock(ci, co, s, attention) for ci, co, s in zip(cins, channels, strides))
+        self.out_channels = channels[-1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.stem(x)
+        maps, prev = [], None
+        for block in self.blocks:
+            x, prev = block(x, prev)
+            maps.append(prev)
+        return x, maps
+
+
+class MotionEncoder(nn.Module):
+    """A CA backbone pooled to a feature vector: difference image -> motion feature m.
+
+    ``grid`` > 1 average-pools to grid x grid and flattens, keeping where on the face the
+    motion happened (a global average, grid = 1, keeps only how much)."""
+
+    def __init__(self, in_chans: int = 3, stem: int = 180, channels: Sequence[int] = (128, 128, 256, 512),
+                 strides: Sequence[int] = (1, 2, 2, 2), grid: int = 1):
+        super().__init__()
+        self.backbone = CABackbone(in_chans, stem, channels, strides)
+        self.grid = grid
+        self.out_dim = self.backbone.out_channels * grid * grid
+
+    def forward(self, x: torch.Tensor, return_maps: bool = False):
+        feat, maps = self.backbone(x)
+        m = F.adaptive_avg_pool2d(feat, self.grid).flatten(1)
+        return (m, maps) if return_maps else m
