@@ -488,7 +488,8 @@ def ensure(root: str | os.PathLike | None = None, progress: bool = True) -> Path
     """Return a SynthME root, generating the quick set there when it is absent.
 
     ``None`` means the default quick location ``outputs/data/synth_quick``. An explicit
-    root that is not a complete SynthME set is an error (it may be a user's real data).
+    root is returned as it is and never generated into (it may hold a user's real data);
+    the loader then reports what is missing there.
     """
     from mer.paths import synth_quick_root
     if root is not None:
