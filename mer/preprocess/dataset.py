@@ -227,23 +227,3 @@ class FoldView(Dataset):
     def __getitem__(self, i: int):
         j = int(self.idx[i])
         return self.base.item(j, self.augment), int(self.base.labels[j])
-
-
-class ArraySubset(Dataset):
-    """Rows ``idx`` of in-memory arrays (tests and small experiments), optional flip/shift."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray, flip: bool = False, shift: int = 0):
-        self.x, self.y, self.idx, self.flip, self.shift = x, y, idx, flip, shift
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, i: int):
-        j = self.idx[i]
-        img = torch.from_numpy(self.x[j])
-        if self.flip and torch.rand(()) < 0.5:
-            img = img.flip(-1)
-        if self.shift:
-            dy, dx = torch.randint(-self.shift, self.shift + 1, (2,)).tolist()
-            img = torch.roll(img, shifts=(dy, dx), dims=(-2, -1))
-        return img, int(self.y[j])

@@ -27,10 +27,6 @@ from mer.preprocess.flow import flow_uvs
 from mer.preprocess.frames import frame_path, read_frame
 
 
-def _read_rgb(path: str) -> np.ndarray:
-    return read_frame(path)
-
-
 def _labelled(job: tuple[Callable, str, tuple]):
     fn, label, args = job
     try:
@@ -74,11 +70,11 @@ def _detect_job(args: tuple[str, str, str | None, bool]):
 
     def compute() -> dict[str, np.ndarray]:
         cv2.setNumThreads(1)
-        onset = _read_rgb(onset_path)
+        onset = read_frame(onset_path)
         det = faces.detect(onset)
         if det.box is None:
             return {"found": np.array(False), "shape": np.array(onset.shape[:2])}
-        apex_pts = lm.landmarks(_read_rgb(apex_path), det.box)  # same box: the face barely moves
+        apex_pts = lm.landmarks(read_frame(apex_path), det.box)  # same box: the face barely moves
         return {"found": np.array(True), "upsampled": np.array(det.upsampled), "box": np.array(det.box),
                 "onset": det.points, "apex": apex_pts, "shape": np.array(onset.shape[:2])}
     arrays = cache.get_or_compute("detect", [onset_path, apex_path], {"detector": "dlib-frontal+68"}, compute)
@@ -110,8 +106,8 @@ def align_table(clips: pd.DataFrame, size: int, iod: float = faces.IOD_FRACTION,
                 box = faces.box_of(matrix, size)
                 method = "centred_crop"
             # landmarks placed inside the box the fallback transform implies (flagged by the method)
-            onset_raw = lm.landmarks(_read_rgb(onset_path), box)
-            apex_raw = lm.landmarks(_read_rgb(apex_path), box)
+            onset_raw = lm.landmarks(read_frame(onset_path), box)
+            apex_raw = lm.landmarks(read_frame(apex_path), box)
         methods.append(method)
         matrices.append(np.round(matrix, 6))
         on_pts.append(faces.transform_points(onset_raw, matrix).astype(np.float32))
@@ -129,7 +125,7 @@ def align_table(clips: pd.DataFrame, size: int, iod: float = faces.IOD_FRACTION,
 
 def read_aligned(row, number: int, size: int, align: bool = True) -> np.ndarray:
     """One frame of a clip-table row (with ``align_matrix`` when ``align``), uncached: for figures."""
-    image = _read_rgb(frame_path(row, number))
+    image = read_frame(frame_path(row, number))
     if not align:
         return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return faces.warp(image, np.asarray(row["align_matrix"]), size)
@@ -151,7 +147,7 @@ def _frames_job(args):
         cv2.setNumThreads(1)
         if matrix is None:
             return {"frames": np.stack([read_frame(p, size) for p in paths])}
-        return {"frames": np.stack([faces.warp(_read_rgb(p), np.asarray(matrix), size) for p in paths])}
+        return {"frames": np.stack([faces.warp(read_frame(p), np.asarray(matrix), size) for p in paths])}
     return cache.get_or_compute("frames", paths, params, compute)["frames"], cache.stats
 
 
