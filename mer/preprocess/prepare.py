@@ -123,12 +123,20 @@ def align_table(clips: pd.DataFrame, size: int, iod: float = faces.IOD_FRACTION,
 
 # ----------------------------------------------------------------------------- frames and flow
 
+def _load(path: str, matrix, size: int) -> np.ndarray:
+    """One frame warped by ``matrix`` to size x size, or only resized when ``matrix`` is None."""
+    if matrix is None:
+        return read_frame(path, size)
+    return faces.warp(read_frame(path), np.asarray(matrix), size)
+
+
+def _matrix_key(matrix) -> list | None:
+    return None if matrix is None else np.asarray(matrix).round(6).tolist()
+
+
 def read_aligned(row, number: int, size: int, align: bool = True) -> np.ndarray:
     """One frame of a clip-table row (with ``align_matrix`` when ``align``), uncached: for figures."""
-    image = read_frame(frame_path(row, number))
-    if not align:
-        return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return faces.warp(image, np.asarray(row["align_matrix"]), size)
+    return _load(frame_path(row, number), row["align_matrix"] if align else None, size)
 
 
 def alignment_summary(clips: pd.DataFrame) -> pd.DataFrame:
@@ -141,21 +149,18 @@ def alignment_summary(clips: pd.DataFrame) -> pd.DataFrame:
 def _frames_job(args):
     paths, matrix, size, cache_dir, use_cache = args
     cache = Cache(cache_dir, enabled=use_cache)
-    params = {"size": size, "matrix": None if matrix is None else np.asarray(matrix).round(6).tolist()}
+    params = {"size": size, "matrix": _matrix_key(matrix)}
 
     def compute() -> dict[str, np.ndarray]:
         cv2.setNumThreads(1)
-        if matrix is None:
-            return {"frames": np.stack([read_frame(p, size) for p in paths])}
-        return {"frames": np.stack([faces.warp(read_frame(p), np.asarray(matrix), size) for p in paths])}
+        return {"frames": np.stack([_load(p, matrix, size) for p in paths])}
     return cache.get_or_compute("frames", paths, params, compute)["frames"], cache.stats
 
 
 def _flow_job(args):
     paths, matrix, size, method, cache_dir, use_cache = args
     cache = Cache(cache_dir, enabled=use_cache)
-    params = {"size": size, "method": method,
-              "matrix": None if matrix is None else np.asarray(matrix).round(6).tolist()}
+    params = {"size": size, "method": method, "matrix": _matrix_key(matrix)}
 
     def compute() -> dict[str, np.ndarray]:
         frames, _ = _frames_job((paths, matrix, size, cache_dir, use_cache))
