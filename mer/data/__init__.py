@@ -68,10 +68,10 @@ def discover_composite_roots(root: Path) -> dict[str, Path]:
     CASME_II, SAMM, SMIC): a convenience for ``mer data check ROOT --dataset composite``."""
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} is not a directory")
-    names = {"casme2": "casme2", "casme_ii": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic"}
+    from mer.data.composite import SOURCE_ALIASES
     found: dict[str, Path] = {}
     for p in sorted(root.iterdir()):
-        key = names.get(p.name.lower().replace(" ", "_"))
+        key = SOURCE_ALIASES.get(p.name.lower().replace(" ", "_"))
         if p.is_dir() and key:
             if key in found:
                 raise ValueError(f"{root}: two folders for {key}: {found[key].name} and {p.name}")

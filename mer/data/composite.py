@@ -25,7 +25,8 @@ from mer.data.protocols import get_protocol
 
 SOURCES = ("casme2", "samm", "smic")
 SOURCE_PROTOCOL = {"casme2": "casme2-megc", "samm": "composite-3", "smic": "composite-3"}
-_DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2", "samm": "samm", "smic": "smic"}
+# How the sources are spelled in the official file and in folder names (lower-cased).
+SOURCE_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2", "samm": "samm", "smic": "smic"}
 
 
 def _norm_subject(source: str, value: object) -> str:
@@ -56,7 +57,7 @@ def read_official(path: str | os.PathLike) -> pd.DataFrame:
     rows = []
     for i, r in raw.iterrows():
         key = re.sub(r"[\s\-]", "", str(r[0]).lower())
-        source = _DATASET_ALIASES.get(key)
+        source = SOURCE_ALIASES.get(key)
         if source is None:
             raise ValueError(f"{path} line {i + 1}: unknown dataset {r[0]!r} (expected casme2, samm or smic)")
         try:
