@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer.paths import project_root
-from mer.train.metrics import scores_by_group
+from mer.train.metrics import headline, scores_by_group
 
 PER_FOLD_NOTE = ("secondary: per-fold scores; the headline metrics pool all folds' predictions "
                  "(MEGC convention), per-fold averages are lower and noisier")
@@ -45,7 +45,7 @@ def per_source(result, table) -> pd.DataFrame | None:
     preds = result.predictions
     groups = preds["subject"].astype(str).str.split("/").str[0]
     by = scores_by_group(preds["y_true"], preds["y_pred"], groups, list(table.classes))
-    return pd.DataFrame([{"source": g, **{k: v[k] for k in ("n", "acc", "uf1", "uar")}} for g, v in by.items()])
+    return pd.DataFrame([{"source": g, **headline(v)} for g, v in by.items()])
 
 
 def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mer.train.losses import make_loss
-from mer.train.metrics import scores
+from mer.train.metrics import HEADLINE, headline, scores
 from mer.train.splits import Fold, check_disjoint
 
 
@@ -181,7 +181,7 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     classes = tuple(classes)
     ident = {"cfg": asdict(cfg), "run": run_key, "classes": classes,
              "data": _key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()])}
-    rows, curves, resumed, t0 = [], [], 0, time.perf_counter()
+    rows, curves, fold_scores, resumed, t0 = [], [], [], 0, time.perf_counter()
     bar = tqdm(folds, desc=desc, disable=not progress)
     for fold in bar:
         check_disjoint(clips["subject"], fold)
@@ -202,8 +202,7 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
                       "subject": test["subject"].astype(str).tolist(), "clip": test["clip"].astype(str).tolist(),
                       "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
                       "curve": fitted.curve, "seconds": fitted.seconds,
-                      "metrics": {k: v for k, v in scores(y_true, y_pred, classes).items()
-                                  if k in ("n", "acc", "uf1", "uar")}}
+                      "metrics": headline(scores(y_true, y_pred, classes))}
             _write_json_atomic(path, record)
         else:
             resumed += 1
@@ -214,11 +213,10 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
             row.update({f"p_{c}": record["probs"][i][j] for j, c in enumerate(classes)})
             rows.append(row)
         curves += [{"fold": record["fold"], **c} for c in record["curve"]]
+        fold_scores.append({"fold": record["fold"], **record["metrics"]})
     preds = pd.DataFrame(rows)
     pooled = scores(preds["y_true"], preds["y_pred"], classes)
-    per_fold = pd.DataFrame([{"fold": f, "n": len(g), **{k: v for k, v in scores(g["y_true"], g["y_pred"], classes).items()
-                                                         if k in ("acc", "uf1", "uar")}}
-                             for f, g in preds.groupby("fold", sort=False)])
+    per_fold = pd.DataFrame(fold_scores, columns=["fold", *HEADLINE])
     return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0)
 
 

@@ -43,6 +43,14 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) 
     }
 
 
+HEADLINE = ("n", "acc", "uf1", "uar")
+
+
+def headline(s: dict) -> dict:
+    """The scalar scores of a :func:`scores` result: n, acc, UF1, UAR."""
+    return {k: s[k] for k in HEADLINE}
+
+
 def scores_by_group(y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str],
                     labels: Sequence[str]) -> dict[str, dict]:
     """Pooled scores per group (e.g. per source dataset of the MEGC composite)."""
