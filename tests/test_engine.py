@@ -123,6 +123,32 @@ def test_corrupt_fold_file_is_recomputed(tmp_path, capsys):
     assert record["fold"] == "s1" and len(record["curve"]) == CFG.epochs
 
 
+def test_saved_fold_model_reproduces_its_predictions(tmp_path):
+    ds = ToyData(n_subjects=3)
+    folds = splits.loso(ds.clips)
+    run = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["s1"])
+    assert sorted(p.name for p in (tmp_path / "folds").glob("*.pt")) == ["s1.pt"]
+    assert engine.load_fold_model(tmp_path, "s0", small_model) is None  # not kept
+    model = engine.load_fold_model(tmp_path, "s1", small_model)
+    test = folds[1].test_idx
+    probs = engine.predict(model, ds.subset(test, False), torch.device("cpu"))
+    record = json.loads((tmp_path / "folds" / "s1.json").read_text())
+    np.testing.assert_allclose(probs, record["probs"], atol=1e-5)
+
+    # kept weights are resumed with their fold; missing weights retrain only that fold
+    again = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["s1"])
+    assert again.folds_resumed == 3
+    (tmp_path / "folds" / "s1.pt").unlink()
+    again = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["s1"])
+    assert again.folds_resumed == 2 and again.metrics == run.metrics
+    assert engine.load_fold_model(tmp_path, "s1", small_model) is not None
+
+    # weights from another run of the fold (other key) are not used
+    engine.run_cv(ds, folds, small_model, engine.TrainConfig(**{**CFG.__dict__, "epochs": 2}), tmp_path, CLASSES,
+                  progress=False)
+    assert engine.load_fold_model(tmp_path, "s1", small_model) is None
+
+
 def test_resnet18_diff_shapes_and_registry(tmp_path):
     m = models.create("resnet18_diff", num_classes=5)
     assert m(torch.zeros(2, 3, 64, 64)).shape == (2, 5)

@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -167,12 +167,15 @@ class CVResult:
 
 def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: TrainConfig,
            out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], run_key: object = None,
-           desc: str = "folds", progress: bool = True) -> CVResult:
+           desc: str = "folds", progress: bool = True, save_models: bool | Collection[str] = False) -> CVResult:
     """Cross-validate: a fresh ``model_fn()`` per fold, trained on ``dataset.subset(train, True)``.
 
     ``dataset`` needs ``.clips`` (the clip table, row order = indices of ``folds``),
     ``.labels`` and ``.subset(idx, train)``. ``run_key`` is anything else that changes the
     result (model config, recipe); fold files whose key differs are recomputed.
+    ``save_models`` (True, or a collection of fold names) also keeps those folds' trained
+    weights beside their records (``<fold>.pt``), for figures drawn from a fold's own model
+    (:func:`load_fold_model`) without training it again.
     """
     out = Path(out_dir) / "folds"
     out.mkdir(parents=True, exist_ok=True)
@@ -188,6 +191,9 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
         key = _key(ident | {"fold": fold.name, "test": fold.test_idx.tolist()})
         path = out / f"{fold.name}.json"
         record = _read_fold(path, key)
+        keep = save_models is True or (save_models and fold.name in save_models)
+        if record is not None and keep and load_fold_model(out_dir, fold.name, model_fn) is None:
+            record = None  # the weights are wanted but missing or stale: train the fold again
         if record is None:
             seed = fold_seed(cfg.seed, fold.name)
             seed_everything(seed)
@@ -203,6 +209,8 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
                       "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
                       "curve": fitted.curve, "seconds": fitted.seconds,
                       "metrics": headline(scores(y_true, y_pred, classes))}
+            if keep:
+                _save_atomic(out / f"{fold.name}.pt", {"key": key, "state": model.state_dict()})
             _write_json_atomic(path, record)
         else:
             resumed += 1
@@ -220,8 +228,35 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0)
 
 
-def _read_fold(path: Path, key: str) -> dict | None:
-    """A finished fold's record, or None (absent, from another config, or unreadable)."""
+def _save_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_fold_model(out_dir: str | os.PathLike, fold_name: str, model_fn: Callable[[], nn.Module]) -> nn.Module | None:
+    """The trained model of one fold of a :func:`run_cv` run with ``save_models``, on the CPU
+    in eval mode; None when its weights are absent or belong to another run of that fold."""
+    folds = Path(out_dir) / "folds"
+    record = _read_fold(folds / f"{fold_name}.json", None)
+    weights = folds / f"{fold_name}.pt"
+    if record is None or not weights.is_file():
+        return None
+    try:
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file: report and let the caller retrain
+        print(f"warning: {weights} is unreadable ({exc}); retraining fold {fold_name}")
+        return None
+    if saved.get("key") != record.get("key"):
+        return None
+    model = model_fn()
+    model.load_state_dict(saved["state"])
+    return model.eval()
+
+
+def _read_fold(path: Path, key: str | None) -> dict | None:
+    """A finished fold's record, or None (absent, from another config, or unreadable);
+    ``key`` None accepts any key."""
     if not path.is_file():
         return None
     try:
@@ -229,7 +264,7 @@ def _read_fold(path: Path, key: str) -> dict | None:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"warning: {path} is unreadable ({exc}); recomputing this fold")
         return None
-    return record if record.get("key") == key else None
+    return record if key is None or record.get("key") == key else None
 
 
 def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig, out_dir: str | os.PathLike,
