@@ -96,3 +96,39 @@ def test_au_sides_intensities_and_junk():
     code = parse_aus("R14A or 17A or 24A")
     assert code.sides == {14: "R"} and code.intensities == {14: "A", 17: "A", 24: "A"}
     assert parse_aus("1+2+foo").unparsed == "foo"
+
+
+def test_paired_bootstrap_of_uf1_difference():
+    from mer.train.metrics import paired_bootstrap
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    subjects = [f"s{i // 6}" for i in range(60)]
+    same = paired_bootstrap(y, y, y, subjects, ["a", "b", "c"], n=200)
+    assert same["delta"] == 0 and same["low"] == same["high"] == 0 and same["a_ahead"] == 0
+    noisy = np.where(rng.random(60) < 0.6, rng.integers(0, 3, 60), y)
+    better = paired_bootstrap(y, y, noisy, subjects, ["a", "b", "c"], n=200)
+    assert better["delta"] == pytest.approx(1 - scores(y, noisy, ["a", "b", "c"])["uf1"])
+    assert 0 < better["low"] <= better["delta"] <= better["high"] and better["a_ahead"] == 1.0
+    assert better["n_subjects"] == 10
+    # A wins on one subject only: the interval must reach below zero
+    wrong = (y + 1) % 3
+    lucky = np.where(np.arange(60) < 6, y, wrong)  # right on subject s0 only; B is always wrong
+    mixed = paired_bootstrap(y, lucky, wrong, subjects, ["a", "b", "c"], n=500)
+    assert mixed["delta"] > 0 and mixed["low"] <= 0 < mixed["a_ahead"] < 1
+    with pytest.raises(ValueError, match="one entry per clip"):
+        paired_bootstrap(y, y, y[:-1], subjects, ["a", "b", "c"])
+
+
+def test_compare_runs_needs_the_same_clips(tmp_path):
+    from mer.report.results import compare_runs
+    y = np.arange(12) % 3
+    preds = pd.DataFrame({"subject": [f"s{i // 4}" for i in range(12)], "clip": [f"c{i}" for i in range(12)],
+                          "y_true": y, "y_pred": y})
+    assert compare_runs(preds, tmp_path, "abc", "new", "old") is None  # no other run yet
+    preds.assign(y_pred=(y + 1) % 3).to_csv(tmp_path / "predictions.csv", index=False)
+    table, boot = compare_runs(preds, tmp_path, "abc", "new", "old", n_boot=100)
+    assert list(table["method"]) == ["old", "new"] and list(table["uf1"]) == [0.0, 1.0]
+    assert boot["delta"] == 1.0
+    preds.iloc[:-1].to_csv(tmp_path / "predictions.csv", index=False)
+    with pytest.raises(ValueError, match="other clips or labels"):
+        compare_runs(preds, tmp_path, "abc", "new", "old")

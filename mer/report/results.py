@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer.paths import project_root
-from mer.train.metrics import headline, scores_by_group
+from mer.train.metrics import headline, paired_bootstrap, scores, scores_by_group
 
 PER_FOLD_NOTE = ("secondary: per-fold scores; the headline metrics pool all folds' predictions "
                  "(MEGC convention), per-fold averages are lower and noisier")
@@ -46,6 +46,30 @@ def per_source(result, table) -> pd.DataFrame | None:
     groups = preds["subject"].astype(str).str.split("/").str[0]
     by = scores_by_group(preds["y_true"], preds["y_pred"], groups, list(table.classes))
     return pd.DataFrame([{"source": g, **headline(v)} for g, v in by.items()])
+
+
+def compare_runs(preds: pd.DataFrame, other_dir: str | os.PathLike, classes, name: str, other_name: str,
+                 n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict] | None:
+    """This run's pooled predictions against another run's ``predictions.csv`` on the same
+    clips: a table of both runs' scores and :func:`~mer.train.metrics.paired_bootstrap` of
+    the UF1 difference (this run minus the other). None when the other run is absent."""
+    path = Path(other_dir) / "predictions.csv"
+    if not path.is_file():
+        return None
+    other = pd.read_csv(path, dtype={"subject": str, "clip": str})
+    mine = preds.assign(subject=preds["subject"].astype(str), clip=preds["clip"].astype(str))
+    joined = mine.merge(other, on=["subject", "clip"], how="outer", suffixes=("", "_other"), indicator=True)
+    unmatched = joined[joined["_merge"] != "both"]
+    if len(unmatched) or (joined["y_true"] != joined["y_true_other"]).any():
+        raise ValueError(f"{path} is a run on other clips or labels than this one "
+                         f"({len(unmatched)} clips in only one of the two): rerun it on the same data and protocol")
+    classes = list(classes)
+    table = pd.DataFrame([{"method": n, **{k: v for k, v in headline(scores(joined["y_true"], joined[col],
+                                                                             classes)).items() if k != "n"}}
+                          for n, col in ((other_name, "y_pred_other"), (name, "y_pred"))])
+    boot = paired_bootstrap(joined["y_true"], joined["y_pred"], joined["y_pred_other"], joined["subject"], classes,
+                            n=n_boot, seed=seed)
+    return table, boot
 
 
 def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,

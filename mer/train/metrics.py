@@ -56,3 +56,30 @@ def scores_by_group(y_true: Sequence[int], y_pred: Sequence[int], groups: Sequen
     """Pooled scores per group (e.g. per source dataset of the MEGC composite)."""
     y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
     return {str(g): scores(y_true[groups == g], y_pred[groups == g], labels) for g in sorted(set(groups))}
+
+
+def paired_bootstrap(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], subjects: Sequence[str],
+                     labels: Sequence[str], n: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """How sure is "A's UF1 beats B's" on these clips? A subject-level (cluster) bootstrap:
+    draw subjects with replacement, pool their clips, take UF1(A) - UF1(B) on the draw.
+
+    Returns the observed difference, the central ``level`` interval of the resampled
+    differences and the share of draws in which A is ahead. It measures the uncertainty
+    from which subjects happen to be in the data, not from training seeds.
+    """
+    y_true, pred_a, pred_b = (np.asarray(v, dtype=int) for v in (y_true, pred_a, pred_b))
+    subjects = np.asarray(subjects).astype(str)
+    if not (len(y_true) == len(pred_a) == len(pred_b) == len(subjects)):
+        raise ValueError("y_true, pred_a, pred_b and subjects must have one entry per clip")
+    names, inverse = np.unique(subjects, return_inverse=True)
+    members = [np.flatnonzero(inverse == s) for s in range(len(names))]
+    rng = np.random.default_rng(seed)
+
+    def uf1_diff(idx: np.ndarray) -> float:
+        return scores(y_true[idx], pred_a[idx], labels)["uf1"] - scores(y_true[idx], pred_b[idx], labels)["uf1"]
+
+    diffs = np.array([uf1_diff(np.concatenate([members[s] for s in rng.integers(0, len(names), len(names))]))
+                      for _ in range(n)])
+    lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return {"delta": uf1_diff(np.arange(len(y_true))), "low": float(lo), "high": float(hi), "level": level,
+            "a_ahead": float((diffs > 0).mean()), "n_boot": n, "n_subjects": len(names)}
