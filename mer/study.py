@@ -37,6 +37,7 @@ def find_jobs(dataset: str = "synth", methods: list[str] | None = None) -> list[
         if len(nbs) != 1:
             raise FileNotFoundError(f"{pfile}: expected one notebook notebooks/NN_{method}.ipynb, found {len(nbs)}")
         jobs.append(Job(method, nbs[0], pfile))
+    jobs.sort(key=lambda j: j.notebook.name)  # notebook order: 00_baseline first, later notebooks compare with it
     if methods:
         unknown = set(methods) - {j.method for j in jobs}
         if unknown:

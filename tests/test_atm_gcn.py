@@ -12,14 +12,14 @@ from mer.models.blocks import CABackbone
 def test_output_shapes_and_variants():
     x, a = torch.randn(4, 6, 3, 32, 32), torch.tensor([1, 3, 5, 2])
     for variant in ({}, {"use_gcn": False}, {"use_motion": False}, {"use_atm": False}):
-        m = models.create("atm_gcn", num_classes=5, config="quick", **variant)
+        m = models.create("atm_gcn", frames=6, num_classes=5, config="quick", **variant)
         assert m(frames=x, apex_index=a).shape == (4, 5)
-    m = models.create("atm_gcn", num_classes=3)
-    assert m.attention_maps(x, a).shape == (4, 5, 16, 16)
+    m = models.create("atm_gcn", frames=6, num_classes=3)
+    assert m.attention_maps(x, a).shape == (4, 5, 8, 8)  # quick: 32 px -> stem 16 -> block 1 at 8
     with pytest.raises(ValueError, match="built for 6 frames"):
         m(torch.randn(2, 8, 3, 32, 32), torch.tensor([1, 1]))
     with pytest.raises(ValueError, match="lambda_local < lambda_global"):
-        models.create("atm_gcn", lambda_local=2.0, lambda_global=1.0)
+        models.create("atm_gcn", frames=6, lambda_local=2.0, lambda_global=1.0)
 
 
 def test_mmnet_backbone_sizes():
@@ -66,7 +66,7 @@ def test_adaptive_adjacency_update_follows_the_formula():
     fc = torch.relu(a_prev @ adapt.fc.weight.T + adapt.fc.bias) * mask
     assert torch.allclose(adapt(a_prev, a0, mask), fc * (1 - f) + a0 * f, atol=1e-6)
     # a model without Adaptive-TM uses A(0) in every layer
-    m = models.create("atm_gcn", use_atm=False)
+    m = models.create("atm_gcn", frames=6, use_atm=False)
     h, t = m.node_features(torch.randn(2, 6, 3, 32, 32), torch.tensor([2, 5]))
     adj = m.adjacencies(h, t)
     assert len(adj) == 2 and torch.equal(adj[0], adj[1])
@@ -74,7 +74,7 @@ def test_adaptive_adjacency_update_follows_the_formula():
 
 def test_loss_falls_on_a_tiny_batch():
     torch.manual_seed(0)
-    m = models.create("atm_gcn", num_classes=3)
+    m = models.create("atm_gcn", frames=6, num_classes=3)
     x, a, y = torch.randn(6, 6, 3, 32, 32), torch.randint(1, 6, (6,)), torch.tensor([0, 1, 2, 0, 1, 2])
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     losses = []
@@ -92,11 +92,11 @@ def test_identical_outputs_for_one_seed():
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        m = models.create("atm_gcn", num_classes=5).eval()
+        m = models.create("atm_gcn", frames=6, num_classes=5).eval()
         outs.append(m(x, a))
     assert torch.equal(outs[0], outs[1])
     torch.manual_seed(124)
-    assert not torch.equal(models.create("atm_gcn", num_classes=5).eval()(x, a), outs[0])
+    assert not torch.equal(models.create("atm_gcn", frames=6, num_classes=5).eval()(x, a), outs[0])
 
 
 def test_sequence_dataset_carries_the_apex(tmp_path):
