@@ -36,7 +36,8 @@ Assumptions (not stated in the paper; each is a parameter):
   encoder; "w/o GCN" mean-pools the motion features before the classifier.
 
 The quick profile (SynthME, 2 CPU cores; all numbers synthetic, LOSO UF1 on the quick set
-unless marked "3-fold"; the baseline scores 0.565 LOSO and 0.342 3-fold there):
+unless marked "3-fold"; the baseline scores 0.565 LOSO and 0.342 3-fold there; training
+augmentation flip, rotation up to 3 degrees, 2 px crop-pad, jitter 0.1):
     48 px, T = 6, encoder strides (1, 2), global average pool      0.12 (collapses)
     same with a 4x4 grid pool, 10 epochs, lr 1e-3 / 3e-3            0.25 / 0.27
     64 px, T = 4, strides (1, 2), 10 epochs, lr 3e-3                0.25 (150 s)
@@ -47,7 +48,8 @@ unless marked "3-fold"; the baseline scores 0.565 LOSO and 0.342 3-fold there):
         grid 2 or 4, lr, loss; w/o GCN 0.45; twice the width 0.17 (underfits in 50 steps)
 The quick profile is the last row (lr 2e-3, 15 epochs). It was picked on the same SynthME
 quick set it is then scored on, so its number carries some selection optimism; the probes
-show how much settings alone move UF1 there (0.53 vs 0.58 for lr 3e-3 vs 2e-3). Checked on
+show how much settings alone move UF1 there (0.53 vs 0.58 for lr 3e-3 vs 2e-3; 0.505 for
+the last row without rotation and jitter, the baseline's augmentation). Checked on
 an independent draw (``mer synth --seed 1``, same size, never used for tuning), same
 settings, LOSO: ATM-GCN 0.537, baseline 0.575. So on SynthME the quick ATM-GCN and the
 baseline are level within noise (ahead by 0.01 on one draw, behind by 0.04 on the other).
