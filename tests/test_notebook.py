@@ -89,3 +89,4 @@ def test_atm_gcn_notebook_through_papermill(tmp_path):
         assert (run_dir / "figures" / f"{fig}.png").is_file()
     text = to_html(executed).read_text()
     assert "reported" in text and "p4 Table I" in text and "no baseline run in" in text
+    assert "forget rate f" in text  # the Adaptive-TM diagnostic ran
