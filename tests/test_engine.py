@@ -123,7 +123,7 @@ def test_corrupt_fold_file_is_recomputed(tmp_path, capsys):
     assert record["fold"] == "s1" and len(record["curve"]) == CFG.epochs
 
 
-def test_saved_fold_model_reproduces_its_predictions(tmp_path):
+def test_saved_fold_model_reproduces_its_predictions(tmp_path, capsys):
     ds = ToyData(n_subjects=3)
     folds = splits.loso(ds.clips)
     run = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["s1"])
@@ -142,6 +142,9 @@ def test_saved_fold_model_reproduces_its_predictions(tmp_path):
     again = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["s1"])
     assert again.folds_resumed == 2 and again.metrics == run.metrics
     assert engine.load_fold_model(tmp_path, "s1", small_model) is not None
+    (tmp_path / "folds" / "s1.pt").write_bytes(b"truncated")
+    again = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["s1"])
+    assert again.folds_resumed == 2 and "s1.pt is unreadable" in capsys.readouterr().out
 
     # weights from another run of the fold (other key) are not used
     engine.run_cv(ds, folds, small_model, engine.TrainConfig(**{**CFG.__dict__, "epochs": 2}), tmp_path, CLASSES,

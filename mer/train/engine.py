@@ -68,10 +68,16 @@ def _key(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def _replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it into place: a crash never
+    leaves a half-written ``path``."""
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
+    write(tmp)
     os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    _replace_atomic(path, lambda tmp: tmp.write_text(json.dumps(data)))
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -192,7 +198,7 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
         path = out / f"{fold.name}.json"
         record = _read_fold(path, key)
         keep = save_models is True or (save_models and fold.name in save_models)
-        if record is not None and keep and load_fold_model(out_dir, fold.name, model_fn) is None:
+        if record is not None and keep and _saved_state(out, fold.name, key) is None:
             record = None  # the weights are wanted but missing or stale: train the fold again
         if record is None:
             seed = fold_seed(cfg.seed, fold.name)
@@ -210,7 +216,8 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
                       "curve": fitted.curve, "seconds": fitted.seconds,
                       "metrics": headline(scores(y_true, y_pred, classes))}
             if keep:
-                _save_atomic(out / f"{fold.name}.pt", {"key": key, "state": model.state_dict()})
+                _replace_atomic(out / f"{fold.name}.pt",
+                                lambda tmp: torch.save({"key": key, "state": model.state_dict()}, tmp))
             _write_json_atomic(path, record)
         else:
             resumed += 1
@@ -228,10 +235,17 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0)
 
 
-def _save_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _saved_state(folds: Path, fold_name: str, key: str) -> dict | None:
+    """The weights kept for a fold (``<fold>.pt``) if they belong to the run with ``key``."""
+    weights = folds / f"{fold_name}.pt"
+    if not weights.is_file():
+        return None
+    try:
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file: report it; the fold is retrained
+        print(f"warning: {weights} is unreadable ({exc}); retraining fold {fold_name}")
+        return None
+    return saved["state"] if isinstance(saved, dict) and saved.get("key") == key else None
 
 
 def load_fold_model(out_dir: str | os.PathLike, fold_name: str, model_fn: Callable[[], nn.Module]) -> nn.Module | None:
@@ -239,18 +253,11 @@ def load_fold_model(out_dir: str | os.PathLike, fold_name: str, model_fn: Callab
     in eval mode; None when its weights are absent or belong to another run of that fold."""
     folds = Path(out_dir) / "folds"
     record = _read_fold(folds / f"{fold_name}.json", None)
-    weights = folds / f"{fold_name}.pt"
-    if record is None or not weights.is_file():
-        return None
-    try:
-        saved = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign file: report and let the caller retrain
-        print(f"warning: {weights} is unreadable ({exc}); retraining fold {fold_name}")
-        return None
-    if saved.get("key") != record.get("key"):
+    state = None if record is None else _saved_state(folds, fold_name, record.get("key"))
+    if state is None:
         return None
     model = model_fn()
-    model.load_state_dict(saved["state"])
+    model.load_state_dict(state)
     return model.eval()
 
 
