@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
 
 _TOKEN = re.compile(r"(?<![A-Za-z])(?:AU\s*)?([LRBU])?(\d{1,2})([A-E])?(?![0-9A-Za-z])", re.IGNORECASE)
 _NOISE = re.compile(r"\(k\)|\bor\b|[+,，;/()&\s]|\band\b", re.IGNORECASE)
@@ -64,3 +67,31 @@ def parse_aus(value: object) -> AUCode:
     if not found:
         code.unknown = True
     return code
+
+
+# p5's AU vector: "a binary vector of length 21 representing the activity states of twenty-one
+# AUs"; its footnote's example "01001 indicating AU2 and AU5 being active" reads position i as
+# AU i, so the default vocabulary is AU1..AU21 (an assumption: the paper names no list).
+AU_VECTOR_PAPER: tuple[int, ...] = tuple(range(1, 22))
+
+
+def au_vectors(aus: Iterable[Iterable[int]], vocabulary: Sequence[int] = AU_VECTOR_PAPER) -> tuple[np.ndarray, list[list[int]]]:
+    """Binary AU activation vectors, one row per clip (``aus``: the clip table's sorted AU
+    lists). Returns (N, len(vocabulary)) float32 and, per clip, the AUs the vocabulary does
+    not cover, so callers can report what the vector leaves out instead of losing it silently."""
+    vocabulary = list(vocabulary)
+    if len(set(vocabulary)) != len(vocabulary):
+        raise ValueError(f"AU vocabulary has duplicates: {vocabulary}")
+    index = {au: i for i, au in enumerate(vocabulary)}
+    rows = [list(a) for a in aus]
+    out = np.zeros((len(rows), len(vocabulary)), dtype=np.float32)
+    outside: list[list[int]] = []
+    for r, clip_aus in enumerate(rows):
+        missing = []
+        for au in clip_aus:
+            if int(au) in index:
+                out[r, index[int(au)]] = 1.0
+            else:
+                missing.append(int(au))
+        outside.append(missing)
+    return out, outside

@@ -9,6 +9,7 @@ Recipes (all from aligned frames unless ``align=False``, which only resizes):
   or "rate" (resampled to ``target_fps``, then interpolated to T when T is given)
 - ``flow``: u, v and optical strain from onset to apex, (3, S, S)
 - ``regions``: patches around landmark groups of the apex frame, (R, C, P, P)
+With ``au_vocabulary`` (p5's AU vector) each item also carries the clip's binary AU vector.
 C is 3 (greyscale sources such as SAMM are replicated to RGB) or 1 with ``grey=True``.
 Arrays are computed once through the cache and shared by every fold's subsets; training
 subsets apply :class:`Augment`, drawn once per sample and applied identically to every
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from mer.data.aus import au_vectors
 from mer.preprocess import faces, prepare
 from mer.preprocess.cache import CacheStats
 from mer.preprocess.frames import interpolate_sequence, rate_positions, sample_at, uniform_numbers, with_apex
@@ -93,8 +96,8 @@ class ClipDataset(Dataset):
                  T: int | None = 8, sampling: str = "uniform", target_fps: float = 30.0, flow: str = "tvl1",
                  regions: dict[str, list[int]] | None = None, patch: int | None = None, grey: bool = False,
                  diff_gain: float = 10.0, augment: Augment | None = None, iod: float = faces.IOD_FRACTION,
-                 eye_y: float = faces.EYE_Y, include_apex: bool = False, cache_dir=None, use_cache: bool = True,
-                 workers: int = 1, progress: bool = True):
+                 eye_y: float = faces.EYE_Y, include_apex: bool = False, au_vocabulary: Sequence[int] | None = None,
+                 cache_dir=None, use_cache: bool = True, workers: int = 1, progress: bool = True):
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
         if recipe == "sequence" and sampling not in ("uniform", "interpolate", "rate"):
@@ -118,6 +121,11 @@ class ClipDataset(Dataset):
             clips = clips.assign(face_found=None, align_method="resize")
         self.clips = clips
         self.labels = clips["label"].to_numpy(dtype=np.int64)
+        self.au_vocabulary = list(au_vocabulary) if au_vocabulary is not None else None
+        self.aus, self.aus_outside = None, None
+        if self.au_vocabulary is not None:
+            vectors, self.aus_outside = au_vectors(clips["aus"], self.au_vocabulary)
+            self.aus = torch.from_numpy(vectors)
         self.kind = {"diff": "diff", "flow": "flow", "regions": "patches"}.get(recipe, "image")
         self.data = self._build(recipe, T, sampling, target_fps, flow, common)
 
@@ -202,11 +210,27 @@ class ClipDataset(Dataset):
         return len(self.labels)
 
     def item(self, i: int, augment: Augment | None = None):
-        """Model input of sample ``i``: a tensor, or a dict when the model needs more."""
+        """Model input of sample ``i``: a tensor, or a dict {"frames", "apex_index", "aus"}
+        (the keys that apply) when the model needs more than the frames."""
         x = self.tensor(i, augment)
+        if not self.include_apex and self.aus is None:
+            return x
+        out = {"frames": x}
         if self.include_apex:
-            return {"frames": x, "apex_index": torch.tensor(int(self.apex_index[i]))}
-        return x
+            out["apex_index"] = torch.tensor(int(self.apex_index[i]))
+        if self.aus is not None:
+            out["aus"] = self.aus[i]
+        return out
+
+    def aus_outside_summary(self) -> pd.DataFrame:
+        """AUs annotated on clips but not in the AU vector's vocabulary, with clip counts."""
+        if self.aus_outside is None:
+            raise ValueError("this dataset has no AU vectors (au_vocabulary=None)")
+        counts: dict[int, int] = {}
+        for missing in self.aus_outside:
+            for au in missing:
+                counts[au] = counts.get(au, 0) + 1
+        return pd.DataFrame(sorted(counts.items()), columns=["AU outside the vector", "clips"])
 
     def __getitem__(self, i: int):
         return self.item(i), int(self.labels[i])
