@@ -67,6 +67,18 @@ def test_loss_falls_on_a_tiny_batch():
     assert res.curve[-1]["loss"] < 0.5 * res.curve[0]["loss"]
 
 
+def test_exponential_decay_holds_after_decay_epochs():
+    ds = ToyData()
+    cfg = engine.TrainConfig(epochs=6, batch_size=12, lr=0.1, scheduler="exp", exp_gamma=0.5, decay_epochs=3)
+    res = engine.fit(small_model(), ds.subset(np.arange(12), True), cfg, seed=0, device=torch.device("cpu"),
+                     progress=False)
+    assert [round(r["lr"], 6) for r in res.curve] == [0.1, 0.05, 0.025, 0.0125, 0.0125, 0.0125]
+    always = engine.fit(small_model(), ds.subset(np.arange(12), True), engine.TrainConfig(
+        epochs=4, batch_size=12, lr=0.1, scheduler="exp", exp_gamma=0.5), seed=0, device=torch.device("cpu"),
+        progress=False)
+    assert [round(r["lr"], 6) for r in always.curve] == [0.1, 0.05, 0.025, 0.0125]
+
+
 def test_two_seeded_runs_give_identical_metrics(tmp_path):
     ds = ToyData()
     folds = splits.loso(ds.clips)

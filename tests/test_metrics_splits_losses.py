@@ -120,7 +120,7 @@ def test_paired_bootstrap_of_uf1_difference():
 
 
 def test_compare_runs_needs_the_same_clips(tmp_path):
-    from mer.report.results import compare_runs
+    from mer.report.results import compare_runs, describe_difference
     y = np.arange(12) % 3
     preds = pd.DataFrame({"subject": [f"s{i // 4}" for i in range(12)], "clip": [f"c{i}" for i in range(12)],
                           "y_true": y, "y_pred": y})
@@ -129,6 +129,9 @@ def test_compare_runs_needs_the_same_clips(tmp_path):
     table, boot = compare_runs(preds, tmp_path, "abc", "new", "old", n_boot=100)
     assert list(table["method"]) == ["old", "new"] and list(table["uf1"]) == [0.0, 1.0]
     assert boot["delta"] == 1.0
+    assert describe_difference(boot, "new", "old", "toy").startswith("new beats old on toy: UF1 difference +1.000")
+    assert "is below" in describe_difference({**boot, "low": -0.3, "high": -0.1}, "new", "old", "toy")
+    assert "not distinguishable" in describe_difference({**boot, "low": -0.1, "high": 0.1}, "new", "old", "toy")
     preds.iloc[:-1].to_csv(tmp_path / "predictions.csv", index=False)
     with pytest.raises(ValueError, match="other clips or labels"):
         compare_runs(preds, tmp_path, "abc", "new", "old")

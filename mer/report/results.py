@@ -51,17 +51,25 @@ def per_source(result, table) -> pd.DataFrame | None:
 def compare_runs(preds: pd.DataFrame, other_dir: str | os.PathLike, classes, name: str, other_name: str,
                  n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict] | None:
     """This run's pooled predictions against another run's ``predictions.csv`` on the same
-    clips: a table of both runs' scores and :func:`~mer.train.metrics.paired_bootstrap` of
-    the UF1 difference (this run minus the other). None when the other run is absent."""
+    clips (see :func:`compare_predictions`). None when the other run is absent."""
     path = Path(other_dir) / "predictions.csv"
     if not path.is_file():
         return None
     other = pd.read_csv(path, dtype={"subject": str, "clip": str})
+    return compare_predictions(preds, other, classes, name, other_name, n_boot, seed, source=str(path))
+
+
+def compare_predictions(preds: pd.DataFrame, other: pd.DataFrame, classes, name: str, other_name: str,
+                        n_boot: int = 2000, seed: int = 0, source: str = "the other run") -> tuple[pd.DataFrame, dict]:
+    """Two runs' pooled predictions on the same clips: a table of both runs' scores and
+    :func:`~mer.train.metrics.paired_bootstrap` of the UF1 difference (this run minus the other).
+    Raises when the runs are on other clips or labels."""
     mine = preds.assign(subject=preds["subject"].astype(str), clip=preds["clip"].astype(str))
+    other = other.assign(subject=other["subject"].astype(str), clip=other["clip"].astype(str))
     joined = mine.merge(other, on=["subject", "clip"], how="outer", suffixes=("", "_other"), indicator=True)
     unmatched = joined[joined["_merge"] != "both"]
     if len(unmatched) or (joined["y_true"] != joined["y_true_other"]).any():
-        raise ValueError(f"{path} is a run on other clips or labels than this one "
+        raise ValueError(f"{source} is a run on other clips or labels than this one "
                          f"({len(unmatched)} clips in only one of the two): rerun it on the same data and protocol")
     classes = list(classes)
     table = pd.DataFrame([{"method": n, **{k: v for k, v in headline(scores(joined["y_true"], joined[col],
@@ -70,6 +78,15 @@ def compare_runs(preds: pd.DataFrame, other_dir: str | os.PathLike, classes, nam
     boot = paired_bootstrap(joined["y_true"], joined["y_pred"], joined["y_pred_other"], joined["subject"], classes,
                             n=n_boot, seed=seed)
     return table, boot
+
+
+def describe_difference(boot: dict, name: str, other_name: str, where: str) -> str:
+    """One sentence for a :func:`compare_predictions` bootstrap: beats / is below / is not
+    distinguishable from, with the UF1 difference and its interval."""
+    verdict = "beats" if boot["low"] > 0 else "is below" if boot["high"] < 0 else "is not distinguishable from"
+    return (f"{name} {verdict} {other_name} on {where}: UF1 difference {boot['delta']:+.3f}, "
+            f"{boot['level']:.0%} interval [{boot['low']:+.3f}, {boot['high']:+.3f}] over {boot['n_subjects']} "
+            f"subjects; {name} ahead in {boot['a_ahead']:.0%} of {boot['n_boot']} resamples")
 
 
 def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,

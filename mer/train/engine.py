@@ -40,6 +40,7 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     scheduler: str = "cosine"  # cosine | exp | none
     exp_gamma: float = 0.95  # exp only: per-epoch decay
+    decay_epochs: int | None = None  # exp only: decay during the first this-many epochs, then hold (None: always)
     loss: str = "ce"  # ce | focal
     focal_gamma: float = 2.0
     grad_accum: int = 1
@@ -95,7 +96,10 @@ def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     if cfg.scheduler == "exp":
-        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.exp_gamma)
+        if cfg.decay_epochs is None:
+            return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.exp_gamma)
+        until = int(cfg.decay_epochs)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: cfg.exp_gamma ** min(epoch, until))
     if cfg.scheduler == "none":
         return None
     raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
