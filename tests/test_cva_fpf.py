@@ -158,5 +158,9 @@ def test_pair_dataset_carries_the_au_vector(tmp_path):
     assert (summary.set_index("AU outside the vector")["clips"].get(24, 0)) == n24
     batch = torch.utils.data.default_collate([ds.subset(np.arange(2), True)[i] for i in range(2)])
     assert batch[0]["aus"].shape == (2, 21) and batch[0]["frames"].shape == (2, 2, 3, 32, 32)
+    only = ds.au_only()
+    (item, label), = [only.subset(np.array([0]), train=True)[0]]
+    assert set(item) == {"aus"} and torch.equal(item["aus"], x["aus"]) and label == y
+    assert only.clips is ds.clips and len(only) == len(ds)
     with pytest.raises(ValueError, match="no AU vectors"):
         ClipDataset(t.clips, "pair", size=32, align=False, cache_dir=tmp_path / "c", progress=False).aus_outside_summary()

@@ -51,7 +51,7 @@ def test_baseline_notebook_through_papermill(tmp_path):
 
 def test_every_synth_params_file_has_its_notebook():
     jobs = find_jobs("synth")
-    assert [j.method for j in jobs][:2] == ["baseline", "atm_gcn"]  # the baseline runs before its comparisons
+    assert [j.method for j in jobs][:3] == ["baseline", "atm_gcn", "cva_fpf"]  # the baseline runs before its comparisons
     for j in jobs:
         assert j.notebook.name.endswith(f"_{j.method}.ipynb")
 
@@ -90,3 +90,31 @@ def test_atm_gcn_notebook_through_papermill(tmp_path):
     text = to_html(executed).read_text()
     assert "reported" in text and "p4 Table I" in text and "no baseline run in" in text
     assert "forget rate f" in text  # the Adaptive-TM diagnostic ran
+
+
+def test_cva_fpf_notebook_through_papermill(tmp_path):
+    from mer import data
+    data_root = generate(tmp_path / "synth", SynthConfig(subjects=3, clips_per_subject=4, size=64, frames=(8, 10),
+                                                          workers=1), progress=False)
+    outputs = tmp_path / "outputs"
+    run_dir = outputs / "synth" / "cva_fpf"
+    # a stand-in baseline run on the same clips, so the side-by-side comparison path runs
+    clips = data.load("synth", data_root).clips
+    (outputs / "synth" / "baseline").mkdir(parents=True)
+    clips.assign(y_true=clips["label"], y_pred=0)[["subject", "clip", "y_true", "y_pred"]].to_csv(
+        outputs / "synth" / "baseline" / "predictions.csv", index=False)
+    params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "epochs": 1, "batch_size": 8,
+              "ablations": ["T2", "T5"], "ablation_folds": 2, "attention_clips": 2, "workers": 1,
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
+    executed = run_dir / "05_cva_fpf.ipynb"
+    execute(project_root() / "notebooks" / "05_cva_fpf.ipynb", executed, params, progress=False)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["method"] == "cva_fpf" and m["n_clips"] == 12 and m["synthetic"] is True
+    assert [a["variant"] for a in m["ablations"]] == ["ResNet_18 (base)", "CVA block", "FPF block", "AU embedding",
+                                                      "CVA_FPF_AU (full)", "FPF on ViT"]
+    for fig in ("examples", "curves", "confusion", "per_class", "ablations", "attention"):
+        assert (run_dir / "figures" / f"{fig}.png").is_file()
+    text = to_html(executed).read_text()
+    for shown in ("AU vector alone (MLP)", "baseline (ResNet-18, apex - onset)", "the full model", "Table 5",
+                  "FPF on Swin (full)", "p5 Table 7, with AU embedding", "AU outside the vector"):
+        assert shown in text, shown

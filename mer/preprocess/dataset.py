@@ -222,6 +222,12 @@ class ClipDataset(Dataset):
             out["aus"] = self.aus[i]
         return out
 
+    def au_only(self) -> "AUVectors":
+        """The same clips with their AU vectors only (no frames): the "AU vector alone" reference."""
+        if self.aus is None:
+            raise ValueError("this dataset has no AU vectors (au_vocabulary=None)")
+        return AUVectors(self.clips, self.labels, self.aus)
+
     def aus_outside_summary(self) -> pd.DataFrame:
         """AUs annotated on clips but not in the AU vector's vocabulary, with clip counts."""
         if self.aus_outside is None:
@@ -251,3 +257,20 @@ class FoldView(Dataset):
     def __getitem__(self, i: int):
         j = int(self.idx[i])
         return self.base.item(j, self.augment), int(self.base.labels[j])
+
+
+class AUVectors(Dataset):
+    """Clips as their binary AU vectors only; items ({"aus": vector}, label). Same ``clips``,
+    ``labels`` and ``subset`` interface as :class:`ClipDataset` (nothing to augment)."""
+
+    def __init__(self, clips: pd.DataFrame, labels: np.ndarray, aus: torch.Tensor):
+        self.clips, self.labels, self.aus = clips, labels, aus
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return {"aus": self.aus[i]}, int(self.labels[i])
+
+    def subset(self, idx: np.ndarray, train: bool) -> torch.utils.data.Subset:
+        return torch.utils.data.Subset(self, [int(i) for i in idx])
