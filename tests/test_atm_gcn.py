@@ -7,6 +7,7 @@ import torch
 from mer import models
 from mer.models.atm_gcn import AdaptiveTM, edge_mask, edge_weights
 from mer.models.blocks import CABackbone
+from tests.training import tiny_batch_losses
 
 
 def test_output_shapes_and_variants():
@@ -76,14 +77,7 @@ def test_loss_falls_on_a_tiny_batch():
     torch.manual_seed(0)
     m = models.create("atm_gcn", frames=6, num_classes=3)
     x, a, y = torch.randn(6, 6, 3, 32, 32), torch.randint(1, 6, (6,)), torch.tensor([0, 1, 2, 0, 1, 2])
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        loss = torch.nn.functional.cross_entropy(m(x, a), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = tiny_batch_losses(m, (x, a), y)
     assert losses[-1] < 0.5 * losses[0]
 
 

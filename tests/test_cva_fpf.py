@@ -6,6 +6,7 @@ import torch
 from mer import models
 from mer.data.aus import AU_VECTOR_PAPER, au_vectors
 from mer.models.cva_fpf import CVAFPF
+from tests.training import tiny_batch_losses
 
 
 def _pair(b=2, size=64, seed=0):
@@ -109,15 +110,7 @@ def test_loss_falls_on_a_tiny_batch():
     torch.manual_seed(0)
     x, au = _pair(6, size=32)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
-    m = models.create("cva_fpf", num_classes=3, size=32, use_au=False)
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        loss = torch.nn.functional.cross_entropy(m(x, au), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = tiny_batch_losses(models.create("cva_fpf", num_classes=3, size=32, use_au=False), (x, au), y)
     assert losses[-1] < 0.5 * losses[0]
 
 

@@ -79,6 +79,20 @@ def test_exponential_decay_holds_after_decay_epochs():
     assert [round(r["lr"], 6) for r in always.curve] == [0.1, 0.05, 0.025, 0.0125]
 
 
+def test_run_variants_rows_and_per_variant_predictions(tmp_path):
+    ds = ToyData()
+    folds = splits.make_folds(ds.clips, 2, 0)
+    wide = lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                                 nn.Linear(32, 3))
+    kept = {}
+    table = engine.run_variants({"small": (ds, small_model, "s"), "wide + x": (ds, wide, "w")}, folds, CFG,
+                                tmp_path, CLASSES, "grouped 2-fold", progress=False, results=kept)
+    assert list(table["variant"]) == ["small", "wide + x"] and set(table["folds"]) == {"grouped 2-fold"}
+    assert (tmp_path / "small" / "folds").is_dir() and (tmp_path / "wide___x" / "folds").is_dir()
+    assert set(kept) == {"small", "wide + x"} and len(kept["small"].predictions) == len(ds.labels)
+    assert kept["wide + x"].metrics["uf1"] == table.set_index("variant").loc["wide + x", "uf1"]
+
+
 def test_two_seeded_runs_give_identical_metrics(tmp_path):
     ds = ToyData()
     folds = splits.loso(ds.clips)

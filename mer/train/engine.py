@@ -279,9 +279,10 @@ def _read_fold(path: Path, key: str | None) -> dict | None:
 
 
 def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig, out_dir: str | os.PathLike,
-                 classes, folds_label: str, progress: bool = True) -> pd.DataFrame:
+                 classes, folds_label: str, progress: bool = True, results: dict | None = None) -> pd.DataFrame:
     """Ablations: each variant ``name -> (dataset, model_fn, run_key)`` under the same folds
-    and training settings; one row per variant (acc, UF1, UAR pooled over its folds)."""
+    and training settings; one row per variant (acc, UF1, UAR pooled over its folds). Pass a
+    dict as ``results`` to also get each variant's :class:`CVResult` (predictions included)."""
     rows = []
     for name, (dataset, model_fn, run_key) in variants.items():
         slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
@@ -289,4 +290,6 @@ def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig
                    desc=f"ablation: {name}", progress=progress)
         rows.append({"variant": name, "folds": folds_label, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
                      "uar": r.metrics["uar"]})
+        if results is not None:
+            results[name] = r
     return pd.DataFrame(rows, columns=["variant", "folds", "acc", "uf1", "uar"])
