@@ -116,5 +116,9 @@ def test_cva_fpf_notebook_through_papermill(tmp_path):
         assert (run_dir / "figures" / f"{fig}.png").is_file()
     text = to_html(executed).read_text()
     for shown in ("AU vector alone (MLP)", "baseline (ResNet-18, apex - onset)", "the full model", "Table 5",
-                  "FPF on Swin (full)", "p5 Table 7, with AU embedding", "AU outside the vector"):
+                  "FPF on Swin (full)", "p5 Table 7, with AU embedding", "AU outside the vector",
+                  "UF1 minus full [95% interval]"):
         assert shown in text, shown
+    assert m["notes"] and "ground-truth AU codes" in m["notes"][0] and "baseline 0.0" in m["notes"][0]
+    report = build_report(outputs).read_text()
+    assert "&dagger; cva_fpf on" in report and "ground-truth AU codes" in report

@@ -36,6 +36,28 @@ Assumptions (not stated in the paper; each is a parameter):
   the tokens are reshaped to a (C, S/16, S/16) map.
 - assumption: FPF stochastic depth 0.1 (timm's Swin default); no dropout elsewhere in
   the streams; head dropout ``dropout``.
+- assumption: F_POS enters the sum through a learned per-channel scale initialised to 0
+  (``fpf_scale``), so training starts from the motion stream alone. The paper adds the
+  maps as they are; here the Swin's layer-normed map (std about 2 for the onset + apex
+  sum) swamped the difference stream (std about 0.07) and the quick model collapsed to the
+  majority class (LOSO UF1 0.12); with the zero start the same run learns.
+
+The quick profile (SynthME, 2 CPU cores; synthetic UF1, grouped 3-fold on the quick set
+with Swin depths (2, 2, 6) unless marked LOSO; 64 px, 15 epochs, batch 16, AdamW wd 1e-2,
+cosine; augmentation flip, rotation up to 3 degrees, 2 px crop-pad, jitter 0.1):
+    lr                       2e-3    5e-3    1e-2
+    full (CVA + FPF + AU)    0.49    0.70    0.77     (wd 0.6: 0.42; 25 epochs: 0.57 at 2e-3)
+    without AU               0.36    0.47    0.62
+    CVA stream alone         0.38    0.53    0.54
+    CVA + AU                 0.37    0.68    0.78
+    ResNet-18 (narrow)       0.21    0.37    0.46     (+ AU at 5e-3: 0.60)
+    AU vector alone          0.81 (15 epochs, lr 1e-2); LOSO, 60 epochs: 1.00
+The quick profile is lr 1e-2 (best for every variant), Swin depths (2, 2, 2) for time.
+LOSO on the quick set: full 0.862, without AU 0.536; the baseline scores 0.565 and the AU
+vector alone 1.000. On SynthME the AU codes determine the label by construction (each
+emotion has its own AU sets), so this is the extreme case of what DATASETS.md warns
+about: the AU input carries the label, and the images add nothing the AUs do not; the
+image-only model is level with the baseline.
 """
 from __future__ import annotations
 

@@ -104,8 +104,13 @@ def build_report(root: Path | None = None) -> Path:
                 r = next((r for r in ok if r["method"] == m and r["dataset"] == d), None)
                 cells.append("<td></td>" if r is None else
                              f"<td>{_fmt(r['acc'])} / <b>{_fmt(r['uf1'])}</b> / {_fmt(r['uar'])}</td>")
-            parts.append(f"<tr><td class='l'><a href='#{m}'>{html.escape(m)}</a></td>{''.join(cells)}</tr>")
+            mark = " &dagger;" if any(r.get("notes") for r in ok if r["method"] == m) else ""
+            parts.append(f"<tr><td class='l'><a href='#{m}'>{html.escape(m)}</a>{mark}</td>{''.join(cells)}</tr>")
         parts.append("</table>")
+        for r in ok:
+            for note in r.get("notes") or []:
+                parts.append(f"<p class='note'>&dagger; {html.escape(r['method'])} on {_dataset_label(r['dataset'])}: "
+                             f"{html.escape(note)}</p>")
     else:
         parts.append("<p>No finished runs yet: run <code>make study</code>.</p>")
     for r in runs:
@@ -132,6 +137,8 @@ def build_report(root: Path | None = None) -> Path:
             parts.append("<p>Executed notebook: " + ", ".join(
                 f"<a href='{html.escape(p.relative_to(root).as_posix())}'>{html.escape(p.name)}</a>" for p in links)
                 + "</p>")
+        for note in r.get("notes") or []:
+            parts.append(f"<p class='note'><b>Note:</b> {html.escape(note)}</p>")
         pc = pd.DataFrame(r["per_class"]).T.astype({"support": int})
         parts.append(pc.to_html(float_format=lambda x: f"{x:.3f}", classes="pc", border=0))
         parts.append(_confusion_img(r))

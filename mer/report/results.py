@@ -90,8 +90,11 @@ def describe_difference(boot: dict, name: str, other_name: str, where: str) -> s
 
 
 def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,
-              ablations: pd.DataFrame | None = None, runtime_s: float, device: str) -> dict:
-    """Write the run's files under ``out_dir`` and return the metrics dict."""
+              ablations: pd.DataFrame | None = None, runtime_s: float, device: str,
+              notes: list[str] | None = None) -> dict:
+    """Write the run's files under ``out_dir`` and return the metrics dict. ``notes``: what a
+    reader of the headline number must know (e.g. label-derived inputs); the report shows them
+    beside the number."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     classes = list(table.classes)
@@ -115,7 +118,7 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "ablations": [] if ablations is None else ablations.to_dict(orient="records"),
         "per_source": None if (ps := per_source(result, table)) is None else ps.to_dict(orient="records"),
         "runtime_s": round(float(runtime_s), 1), "device": device, "git_commit": git_commit(),
-        "params": params,
+        "params": params, "notes": list(notes or []),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     return metrics
