@@ -157,3 +157,19 @@ def test_pair_dataset_carries_the_au_vector(tmp_path):
     assert only.clips is ds.clips and len(only) == len(ds)
     with pytest.raises(ValueError, match="no AU vectors"):
         ClipDataset(t.clips, "pair", size=32, align=False, cache_dir=tmp_path / "c", progress=False).aus_outside_summary()
+
+
+def test_local_weights_load_into_the_resnet_trunk_and_fpf(tmp_path):
+    torch.manual_seed(0)
+    src = models.create("cva_fpf", size=64, main="resnet")
+    torch.save(src.main.net.state_dict(), tmp_path / "resnet.pt")
+    torch.save(src.fpf.net.state_dict(), tmp_path / "swin.pt")
+    torch.manual_seed(1)
+    dst = models.create("cva_fpf", size=64, main="resnet", pretrained_path=str(tmp_path / "resnet.pt"),
+                        fpf_pretrained_path=str(tmp_path / "swin.pt"))
+    assert torch.equal(dst.main.net.conv1.weight, src.main.net.conv1.weight)
+    assert torch.equal(dst.fpf.net.patch_embed.proj.weight, src.fpf.net.patch_embed.proj.weight)
+    with pytest.raises(ValueError, match="main='resnet'"):
+        models.create("cva_fpf", size=64, pretrained_path=str(tmp_path / "resnet.pt"))
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        models.create("cva_fpf", size=64, main="resnet", pretrained_path=str(tmp_path / "missing.pt"))

@@ -181,13 +181,16 @@ class CVAFPF(nn.Module):
             raise ValueError(f"fpf_frames must be dual, apex or onset, not {fpf_frames!r}")
         self.main_kind, self.fpf_frames, self.use_au, self.diff_gain = main, fpf_frames, use_au, diff_gain
         self.n_aus, self.size = n_aus, size
+        if pretrained_path and main != "resnet":
+            raise ValueError("pretrained_path holds ResNet-18 weights: it needs main='resnet' (the CVA stream trains "
+                             "from scratch; FPF weights go in fpf_pretrained_path)")
         if main == "cva":
             attention = partial(CoordinateAttention, direction=direction, chained=chained)
             self.main = CABackbone(in_chans, c["stem"], c["channels"], c["strides"], attention)
         else:
             self.main = ResNetTrunk(in_chans, c["resnet_channels"], c["resnet_stem"], pretrained_path)
         cm = self.main.out_channels
-        grid = _grid(size, main, c["strides"])
+        grid = _grid(size, main, c["strides"])  # the main map's side: fc1 takes it flattened
         self.fpf = None
         if fpf is not None:
             self.fpf = FPF(fpf, size, in_chans, c["embed"], c["depths"], c["heads"], c["window"], c["drop_path"],
@@ -196,7 +199,6 @@ class CVAFPF(nn.Module):
                 load_local_weights(self.fpf.net, fpf_pretrained_path)
             self.fpf_proj = nn.Identity() if self.fpf.out_channels == cm else nn.Conv2d(self.fpf.out_channels, cm, 1)
             self.fpf_scale = nn.Parameter(torch.full((1, cm, 1, 1), float(c["fpf_scale"])))
-        self.grid = grid
         self.fc1 = nn.Linear(cm * grid * grid, c["hidden"])
         self.head = nn.Sequential(nn.Linear(c["hidden"] + (n_aus if use_au else 0), c["mlp"]), nn.ReLU(inplace=True),
                                   nn.Dropout(c["dropout"]), nn.Linear(c["mlp"], num_classes))
