@@ -1,0 +1,74 @@
+"""p2 GAM-MER recogniser: the region graph, shapes, attention along edges only, training."""
+import pytest
+import torch
+
+from mer import models
+from mer.models.gam_mer import ALL_REGIONS, PRIOR_EDGES, region_graph
+from mer.preprocess.dataset import REGIONS
+from tests.training import tiny_batch_losses
+
+SELECTED = list(REGIONS)
+
+
+def test_region_graph_nodes_and_edges():
+    opt, raw = region_graph(SELECTED, "optimised"), region_graph(SELECTED, "raw")
+    assert opt.shape == (10, 10) and torch.equal(opt, opt.T) and opt.diagonal().sum() == 0
+    assert "jaw_right" not in SELECTED and "jaw_right" in ALL_REGIONS  # the jaw contour is left out
+    i = {r: k for k, r in enumerate(SELECTED)}
+    assert opt[i["right_brow"], i["mouth_right"]] == 1 and raw[i["right_brow"], i["mouth_right"]] == 0
+    assert opt[i["right_brow"], i["glabella"]] == 1 and raw[i["right_brow"], i["glabella"]] == 1
+    assert int(raw.sum()) // 2 == 15 and int(opt.sum()) // 2 == 15 + len(PRIOR_EDGES)
+    assert torch.equal(opt - raw, (opt - raw).clamp(min=0))  # the optimised graph only adds edges
+    full = region_graph(list(ALL_REGIONS), "raw")
+    assert full.shape == (14, 14) and full.sum(1).min() >= 1
+    with pytest.raises(ValueError, match="without any edge"):
+        region_graph(["right_brow", "chin"], "raw")
+    with pytest.raises(ValueError, match="optimised or raw"):
+        region_graph(SELECTED, "knn")
+
+
+def test_shapes_of_every_variant():
+    x = torch.randn(3, 10, 6, 16, 16)
+    for kw in [{}, dict(layers=1), dict(layers=3), dict(conv="gcn"), dict(graph="raw")]:
+        m = models.create("gam_mer", num_classes=4, **kw).eval()
+        assert m(x).shape == (3, 4), kw
+        assert len(m.convs) == kw.get("layers", 2)
+    m = models.create("gam_mer", regions=list(ALL_REGIONS)).eval()
+    assert m(torch.randn(2, 14, 6, 16, 16)).shape == (2, 5)
+    with pytest.raises(ValueError, match="region patches"):
+        m(x)
+    with pytest.raises(ValueError, match="unknown region"):
+        models.create("gam_mer", regions=["forehead"])
+
+
+def test_one_graph_layer_mixes_neighbours_only():
+    torch.manual_seed(0)
+    for conv in ("gat", "gcn"):
+        m = models.create("gam_mer", layers=1, conv=conv).eval()
+        i = {r: k for k, r in enumerate(SELECTED)}
+        x = torch.randn(1, 10, 6, 16, 16)
+        base = m.graph_features(x)[0, i["right_brow"]]
+        far, near = x.clone(), x.clone()
+        far[0, i["lower_lip"]] += 1.0  # not linked to the right brow
+        near[0, i["mouth_right"]] += 1.0  # linked by a prior edge
+        with torch.no_grad():
+            assert torch.allclose(m.graph_features(far)[0, i["right_brow"]], base, atol=1e-6), conv
+            assert not torch.allclose(m.graph_features(near)[0, i["right_brow"]], base, atol=1e-4), conv
+
+
+def test_loss_falls_on_a_tiny_batch():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 10, 6, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    losses = tiny_batch_losses(models.create("gam_mer", num_classes=3, dropout=0.0), (x,), y)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_identical_outputs_for_one_seed():
+    x = torch.randn(2, 10, 6, 16, 16)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        outs.append(models.create("gam_mer").eval()(x))
+    assert torch.equal(outs[0], outs[1])
+    torch.manual_seed(4)
+    assert not torch.equal(models.create("gam_mer").eval()(x), outs[0])
