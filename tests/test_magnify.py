@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from mer.magnify.eulerian import band_alphas, magnify_pair
 from mer.magnify.measure import check_pairs, magnification_check, object_motion
@@ -83,3 +84,78 @@ def test_magnification_check_scores_the_identity_and_a_perfect_magnifier():
     assert ident.loc[0, "median ratio"] == pytest.approx(1.0, abs=0.1)
     assert ident.loc[1, "median ratio"] == pytest.approx(0.25, abs=0.05)  # moved d, asked for 4d
     assert ident.loc[0, "pairs"] >= 5
+
+
+def _frames(n=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, 3, size, size, generator=g) * 2 - 1 for _ in range(4)]
+
+
+def test_stmemm_shapes_and_alpha_one_keeps_b_shape():
+    from mer.models.magnify import STMEMM
+    torch.manual_seed(0)
+    m = STMEMM("quick").eval()
+    a, b, _, _ = _frames(size=40)  # 20 x 20 at half size: not a multiple of the window
+    with torch.no_grad():
+        tex, shape = m.encode(a)
+        assert tex.shape == (2, 24, 10, 10) and shape.shape == (2, 24, 20, 20)
+        assert m(a, b, 5.0).shape == (2, 3, 40, 40)
+        assert m(a, b, torch.tensor([2.0, 8.0])).shape == (2, 3, 40, 40)
+        _, shape_a = m.encode(a)
+        _, shape_b = m.encode(b)
+        assert torch.equal(m.manipulate(shape_a, shape_b, 1.0), shape_b)  # alpha = 1: no change added
+        assert not torch.allclose(m.manipulate(shape_a, shape_b, 5.0), shape_b)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        m.encode(torch.zeros(1, 3, 30, 30))
+
+
+def test_stmemm_loss_falls_and_is_deterministic():
+    from mer.models.magnify import STMEMM
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, size=(32, 32),
+                                            mode="bilinear") for _ in range(2))
+    c, t = a.clone(), 0.5 * b  # smooth frames, a target the inputs determine
+    alpha = torch.tensor([3.0, 6.0])
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = STMEMM("quick")
+        opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(30):
+            loss, parts = m.loss(a, b, c, t, alpha)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(parts["l1"])
+        runs.append(losses)
+    assert runs[0][-1] < 0.8 * runs[0][0]
+    assert runs[0] == runs[1]
+
+
+def test_train_magnifier_caches_its_weights(tmp_path):
+    from mer.magnify.train import MagnifierConfig, as_magnifier, train_magnifier, weights_path
+    cfg = MagnifierConfig(pairs=PairConfig(size=16, supersample=4), n_pairs=6, steps=4, batch_size=2)
+    model, rec = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)
+    path = weights_path(cfg, tmp_path / "w")
+    assert path.is_file() and rec["curve"][-1]["step"] == 4 and rec["config"]["steps"] == 4
+    again, rec2 = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)
+    assert rec2["curve"] == rec["curve"]
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
+    assert MagnifierConfig(steps=5).key() != MagnifierConfig(steps=4).key()
+    a = np.zeros((16, 16, 3), np.uint8)
+    out = as_magnifier(model)(a, a, 5.0)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert as_magnifier(model)(np.stack([a, a]), np.stack([a, a]), 5.0).shape == (2, 16, 16, 3)
+    path.write_bytes(b"truncated")
+    _, rec3 = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)  # retrained, not crashed
+    assert rec3["curve"][-1]["step"] == 4
+
+
+def test_train_magnifier_command(tmp_path, capsys):
+    from mer.cli import main
+    rc = main(["train-magnifier", "--steps", "2", "--pairs", "8", "--weights-dir", str(tmp_path / "w"), "--cache-dir",
+               str(tmp_path / "c"), "--check", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "ST-MEMM (quick, 2 steps)" in out and "Eulerian: measured / requested" in out
+    assert len(list((tmp_path / "w").glob("stmemm_*.pt"))) == 1

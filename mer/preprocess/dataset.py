@@ -44,6 +44,20 @@ REGIONS: dict[str, list[int]] = {
 }
 
 
+def region_patches(frame: np.ndarray, points: np.ndarray, regions: dict[str, list[int]], patch: int) -> np.ndarray:
+    """(R, patch, patch, C) crops of ``frame`` centred on the mean of each region's
+    landmarks (68 x 2, frame coordinates); edges are padded by replication."""
+    half = patch // 2
+    size = frame.shape[0]
+    padded = np.pad(frame, ((half, half), (half, half), (0, 0)), mode="edge")
+    out = []
+    for idx in regions.values():
+        cx, cy = np.round(np.asarray(points)[idx].mean(axis=0)).astype(int)
+        cx, cy = int(np.clip(cx, 0, size - 1)), int(np.clip(cy, 0, size - 1))
+        out.append(padded[cy:cy + 2 * half, cx:cx + 2 * half])
+    return np.stack(out)
+
+
 @dataclass
 class Augment:
     """Train-only augmentation: horizontal flip, rotation up to ``rotate`` degrees, crop
@@ -149,7 +163,9 @@ class ClipDataset(Dataset):
             if recipe == "pair":
                 return pairs
             if recipe == "regions":
-                return [self._patches(p[1], r.landmarks_apex if self.align else None) for p, r in zip(pairs, rows)]
+                if not self.align:
+                    raise ValueError("the regions recipe needs landmarks: use align=True")
+                return [region_patches(p[1], r.landmarks_apex, self.regions, self.patch) for p, r in zip(pairs, rows)]
             return [p[0 if recipe == "onset" else 1][None] for p in pairs]
         # sequence
         if sampling == "uniform":
@@ -165,18 +181,6 @@ class ClipDataset(Dataset):
                 f = sample_at(f, rate_positions(len(f), float(r.fps), target_fps))
             out.append(np.clip(interpolate_sequence(f, T) if T else f, 0, 255).round().astype(np.uint8))
         return out
-
-    def _patches(self, frame: np.ndarray, points: np.ndarray | None) -> np.ndarray:
-        if points is None:
-            raise ValueError("the regions recipe needs landmarks: use align=True")
-        half = self.patch // 2
-        padded = np.pad(frame, ((half, half), (half, half), (0, 0)), mode="edge")
-        out = []
-        for idx in self.regions.values():
-            cx, cy = np.round(np.asarray(points)[idx].mean(axis=0)).astype(int)
-            cx, cy = int(np.clip(cx, 0, self.size - 1)), int(np.clip(cy, 0, self.size - 1))
-            out.append(padded[cy:cy + 2 * half, cx:cx + 2 * half])
-        return np.stack(out)
 
     # -------------------------------------------------------------- access
     @property

@@ -1,0 +1,92 @@
+"""GAM-MER's node inputs: patches around the landmark regions of the magnified apex frame
+and their change from the onset frame, precomputed for every magnification factor used.
+
+Training items draw one of the training factors per sample (the paper magnifies with
+alpha in {8, 10, 12, 15} as augmentation); test items use the test factor (5 in the
+paper). ``magnify=None`` is the raw-image row of Table 4 (no magnification).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from mer.magnify.eulerian import magnify_pair
+from mer.preprocess.dataset import REGIONS, ClipDataset, region_patches
+
+Magnify = Callable[[np.ndarray, np.ndarray, float], np.ndarray]  # stacks (N, H, W, 3) uint8 -> (N, H, W, 3)
+
+
+def eulerian_many(onsets: np.ndarray, apexes: np.ndarray, alpha: float) -> np.ndarray:
+    return np.stack([magnify_pair(a, b, alpha) for a, b in zip(onsets, apexes)])
+
+
+class MagnifiedRegions:
+    """Items (R, 6, P, P): the magnified apex patch (centred to [-0.5, 0.5]) and its
+    difference from the onset patch times ``diff_gain``; crops centred on the apex
+    frame's landmarks in both frames. Same ``clips`` / ``labels`` / ``subset`` interface
+    as :class:`~mer.preprocess.dataset.ClipDataset`."""
+
+    def __init__(self, pairs: ClipDataset, magnify: Magnify | None, train_alphas: Sequence[float] = (8, 10, 12, 15),
+                 test_alpha: float = 5.0, regions: dict[str, list[int]] | None = None, patch: int | None = None,
+                 diff_gain: float = 5.0, jitter: float = 0.1, progress: bool = True):
+        if pairs.recipe != "pair" or not pairs.align:
+            raise ValueError("MagnifiedRegions needs an aligned ClipDataset with the 'pair' recipe (landmarks)")
+        self.clips, self.labels = pairs.clips, pairs.labels
+        self.regions = dict(regions or REGIONS)
+        self.patch = patch or max(8, pairs.size // 4)
+        self.train_alphas = [float(a) for a in train_alphas]
+        self.test_alpha = float(test_alpha)
+        self.diff_gain, self.jitter = diff_gain, jitter
+        self.magnified = magnify is not None
+        onsets = np.stack([d[0] for d in pairs.data])
+        apexes = np.stack([d[1] for d in pairs.data])
+        points = list(self.clips["landmarks_apex"])
+        crop = lambda frames: np.stack([region_patches(f, p, self.regions, self.patch) for f, p in zip(frames, points)])
+        self.onset_patches = crop(onsets)
+        self.apex_patches: dict[float, np.ndarray] = {}
+        self.frames: dict[float, np.ndarray] = {}
+        for alpha in tqdm(sorted(set(self.train_alphas) | {self.test_alpha}), desc="magnifying apex frames",
+                          disable=not progress):
+            mag = apexes if magnify is None else magnify(onsets, apexes, alpha)
+            self.frames[alpha] = mag
+            self.apex_patches[alpha] = crop(mag)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def item(self, i: int, alpha: float, train: bool = False) -> torch.Tensor:
+        apex = torch.from_numpy(self.apex_patches[alpha][i]).float().permute(0, 3, 1, 2) / 255.0 - 0.5
+        onset = torch.from_numpy(self.onset_patches[i]).float().permute(0, 3, 1, 2) / 255.0 - 0.5
+        if train and self.jitter > 0:  # one brightness/contrast draw for both frames
+            contrast = 1 + float(torch.empty(()).uniform_(-self.jitter, self.jitter))
+            bright = float(torch.empty(()).uniform_(-self.jitter, self.jitter)) * 0.5
+            apex, onset = apex * contrast + bright, onset * contrast + bright
+        return torch.cat([apex, (apex - onset) * self.diff_gain], dim=1)
+
+    def __getitem__(self, i: int):
+        return self.item(i, self.test_alpha), int(self.labels[i])
+
+    def subset(self, idx: np.ndarray, train: bool) -> "RegionView":
+        return RegionView(self, np.asarray(idx), train)
+
+
+class RegionView(Dataset):
+    """Rows ``idx``; training views draw a training alpha per item (torch's seeded RNG)."""
+
+    def __init__(self, base: MagnifiedRegions, idx: np.ndarray, train: bool):
+        self.base, self.idx, self.train = base, idx, train
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int):
+        j = int(self.idx[i])
+        if self.train:
+            alpha = self.base.train_alphas[int(torch.randint(len(self.base.train_alphas), ()))]
+        else:
+            alpha = self.base.test_alpha
+        return self.base.item(j, alpha, self.train), int(self.base.labels[j])

@@ -1,0 +1,108 @@
+"""Train ST-MEMM on procedural pairs; weights cached under ``outputs/weights/`` keyed by a
+hash of the whole configuration, and reused when present (``mer train-magnifier``)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mer.magnify.pairs import PairConfig, cached_pairs
+from mer.models.magnify import CONFIGS, MODEL_VERSION, STMEMM
+
+
+@dataclass(frozen=True)
+class MagnifierConfig:
+    model: str = "quick"                 # ST-MEMM size: quick | paper
+    pairs: PairConfig = field(default_factory=lambda: PairConfig(size=48, supersample=8))
+    n_pairs: int = 1500                  # procedural training pairs (generated once, cached)
+    steps: int = 1500
+    batch_size: int = 8
+    lr: float = 2e-4                     # Adam, no weight decay (the paper: 1e-5, batch 4, on a GPU)
+    reg: float = 0.1                     # lambda of the texture and shape consistency terms
+    seed: int = 0
+
+    def key(self) -> str:
+        """Hash of the configuration, the model's settings and its code version."""
+        ident = {**asdict(self), "net": CONFIGS[self.model], "version": MODEL_VERSION}
+        return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PAPER = MagnifierConfig(model="paper", pairs=PairConfig(size=96, supersample=16), n_pairs=20000, steps=100000,
+                        batch_size=4, lr=1e-5)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def weights_path(cfg: MagnifierConfig, weights_dir: str | Path) -> Path:
+    return Path(weights_dir) / f"stmemm_{cfg.key()}.pt"
+
+
+def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: str | Path, device: str = "auto",
+                    progress: bool = True) -> tuple[STMEMM, dict]:
+    """The trained magnifier and its record {"config", "curve", "seconds"}: read from
+    ``weights_dir`` when a run of the same configuration is there, trained otherwise."""
+    from mer.train.engine import resolve_device
+    path = weights_path(cfg, weights_dir)
+    model = STMEMM(cfg.model)
+    if path.is_file():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["state"])
+            return model.eval(), {k: saved[k] for k in ("config", "curve", "seconds")}
+        except Exception as e:  # truncated or foreign file: report it and train again
+            print(f"[magnifier] {path} unusable ({e}); training again")
+    dev = resolve_device(device)
+    data = cached_pairs(cfg.n_pairs, cfg.seed, cfg.pairs, cache_dir, progress=progress)
+    frames = {k: to_tensor(data[k]) for k in ("A", "B", "C", "target")}
+    alpha = torch.from_numpy(data["alpha"])
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = STMEMM(cfg.model).to(dev).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    curve, window, t0 = [], [], time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc="training ST-MEMM", disable=not progress)
+    for step in bar:
+        idx = torch.randint(0, cfg.n_pairs, (cfg.batch_size,), generator=gen)
+        batch = [frames[k][idx].to(dev) for k in ("A", "B", "C", "target")]
+        loss, parts = model.loss(*batch, alpha[idx].to(dev), reg=cfg.reg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        window.append(parts)
+        if (step + 1) % 25 == 0 or step + 1 == cfg.steps:
+            row = {"step": step + 1, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
+            curve.append(row)
+            bar.set_postfix(l1=f"{row['l1']:.4f}")
+            window = []
+    record = {"config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({**record, "state": model.cpu().state_dict()}, tmp)
+    tmp.replace(path)
+    return model.eval(), record
+
+
+def as_magnifier(model: STMEMM, batch_size: int = 32):
+    """``magnify(a, b, alpha)`` on uint8 (H, W, 3) frames, or stacks (N, H, W, 3)."""
+    dev = next(model.parameters()).device
+
+    @torch.no_grad()
+    def magnify(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
+        single = a.ndim == 3
+        a, b = (a[None], b[None]) if single else (a, b)
+        outs = []
+        for i in range(0, len(a), batch_size):
+            out = model(to_tensor(a[i:i + batch_size]).to(dev), to_tensor(b[i:i + batch_size]).to(dev), alpha)
+            outs.append(((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+        res = np.concatenate(outs)
+        return res[0] if single else res
+    return magnify
