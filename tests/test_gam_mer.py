@@ -72,3 +72,38 @@ def test_identical_outputs_for_one_seed():
     assert torch.equal(outs[0], outs[1])
     torch.manual_seed(4)
     assert not torch.equal(models.create("gam_mer").eval()(x), outs[0])
+
+
+def test_magnified_regions_give_node_inputs_per_alpha(tmp_path):
+    import numpy as np
+    from mer import data
+    from mer.data.synth import SynthConfig, generate
+    from mer.magnify.regions import MagnifiedRegions, eulerian_many
+    from mer.preprocess import ClipDataset
+    root = generate(tmp_path / "s", SynthConfig(subjects=1, clips_per_subject=3, size=96, frames=(20, 30), workers=1),
+                    progress=False)
+    t = data.load("synth", root)
+    pairs = ClipDataset(t.clips, "pair", size=64, align=True, cache_dir=tmp_path / "c", progress=False)
+    calls = []
+
+    def spy(onsets, apexes, alpha):
+        calls.append(alpha)
+        return eulerian_many(onsets, apexes, alpha)
+
+    reg = MagnifiedRegions(pairs, spy, train_alphas=(8, 12), test_alpha=5, progress=False)
+    assert sorted(calls) == [5.0, 8.0, 12.0]
+    x, y = reg[0]
+    assert x.shape == (10, 6, 16, 16) and y == t.clips.iloc[0]["label"]
+    # the difference channels are (magnified apex - onset) * gain
+    assert torch.allclose(x[:, 3:], (x[:, :3] - (torch.from_numpy(reg.onset_patches[0]).float().permute(0, 3, 1, 2)
+                                                 / 255 - 0.5)) * reg.diff_gain, atol=1e-5)
+    test_view, train_view = reg.subset(np.arange(3), False), reg.subset(np.arange(3), True)
+    assert torch.equal(test_view[1][0], reg.item(1, 5.0))
+    torch.manual_seed(0)
+    draws = {tuple(train_view[0][0][:, :3].flatten()[:50].tolist()) for _ in range(12)}
+    assert len(draws) > 1  # training items vary (alpha drawn per item, jitter)
+    raw = MagnifiedRegions(pairs, None, train_alphas=(8,), test_alpha=5, progress=False)
+    assert np.array_equal(raw.frames[5.0], raw.frames[8.0])  # no magnifier: the raw apex at every alpha
+    with pytest.raises(ValueError, match="'pair' recipe"):
+        MagnifiedRegions(ClipDataset(t.clips, "diff", size=64, align=True, cache_dir=tmp_path / "c", progress=False),
+                         None)
