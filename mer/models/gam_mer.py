@@ -23,6 +23,14 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: GAT layers are PyG's DenseGATConv (heads concatenated, ELU, dropout), the
   graph is fixed, so a batch is one dense tensor; GCN variant: DenseGCNConv.
 - assumption: node features are mean-pooled over regions before the FC.
+
+First probes on the SynthME quick set (synthetic; grouped 3-fold, 64 px faces, 16 px
+patches, AdamW lr 3e-3, wd 1e-2, cosine, batch 16; the baseline scores 0.342 there):
+    epochs                        15      40      80
+    no magnifier (raw apex)       0.26    0.53
+    Eulerian, alpha 8-15 / 5      0.29    0.52    0.63
+    Eulerian, 40 epochs: 24 px patches 0.41; difference gain 10 instead of 5: 0.45
+The quick profile is not settled yet (no LOSO run, no ST-MEMM row).
 """
 from __future__ import annotations
 
