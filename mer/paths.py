@@ -1,8 +1,9 @@
-"""Where things live: the project root, outputs, the default SynthME location."""
+"""Where things live: the project root, outputs, the default SynthME location; atomic file replacement."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 
 def project_root() -> Path:
@@ -33,3 +34,11 @@ def run_dir(dataset: str, method: str, output_dir: str | os.PathLike | None = No
     path = Path(output_dir) if output_dir else outputs_dir() / dataset / method
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it into place: a crash never
+    leaves a half-written ``path``."""
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)

@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mer.paths import replace_atomic
+
 PHOTOS_RGB = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 PHOTOS_GREY = ("camera", "coins", "moon", "text", "page", "clock", "grass", "gravel", "brick", "cell")
 
@@ -176,7 +178,9 @@ def cached_pairs(n: int, seed: int, cfg: PairConfig, cache_dir: str | Path, prog
             print(f"[pairs] {path} unreadable ({e}); generating again")
     data = make_pairs(n, seed, cfg, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **data)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **data)
+    replace_atomic(path, write)
     return data

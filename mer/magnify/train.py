@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mer.magnify.pairs import PairConfig, cached_pairs
+from mer.paths import replace_atomic
 from mer.models.magnify import CONFIGS, MODEL_VERSION, STMEMM
 
 
@@ -85,9 +86,7 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
             window = []
     record = {"config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({**record, "state": model.cpu().state_dict()}, tmp)
-    tmp.replace(path)
+    replace_atomic(path, lambda tmp: torch.save({**record, "state": model.cpu().state_dict()}, tmp))
     return model.eval(), record
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mer.paths import replace_atomic
 from mer.train.losses import make_loss
 from mer.train.metrics import HEADLINE, headline, scores
 from mer.train.splits import Fold, check_disjoint
@@ -69,16 +70,8 @@ def _key(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it into place: a crash never
-    leaves a half-written ``path``."""
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_json_atomic(path: Path, data: dict) -> None:
-    _replace_atomic(path, lambda tmp: tmp.write_text(json.dumps(data)))
+    replace_atomic(path, lambda tmp: tmp.write_text(json.dumps(data)))
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -220,7 +213,7 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
                       "curve": fitted.curve, "seconds": fitted.seconds,
                       "metrics": headline(scores(y_true, y_pred, classes))}
             if keep:
-                _replace_atomic(out / f"{fold.name}.pt",
+                replace_atomic(out / f"{fold.name}.pt",
                                 lambda tmp: torch.save({"key": key, "state": model.state_dict()}, tmp))
             _write_json_atomic(path, record)
         else:
