@@ -22,7 +22,7 @@ class MagnifierConfig:
     model: str = "quick"                 # ST-MEMM size: quick | paper
     pairs: PairConfig = field(default_factory=lambda: PairConfig(size=48, supersample=8))
     n_pairs: int = 1500                  # procedural training pairs (generated once, cached)
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 8
     lr: float = 3e-4                     # Adam, no weight decay (the paper: 1e-5, batch 4, on a GPU)
     reg: float = 0.0                     # lambda of the texture and shape consistency terms (see PAPER)
