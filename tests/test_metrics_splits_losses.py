@@ -135,3 +135,16 @@ def test_compare_runs_needs_the_same_clips(tmp_path):
     preds.iloc[:-1].to_csv(tmp_path / "predictions.csv", index=False)
     with pytest.raises(ValueError, match="other clips or labels"):
         compare_runs(preds, tmp_path, "abc", "new", "old")
+
+
+def test_reported_numbers_name_a_known_dataset_protocol_and_method():
+    from mer.data.protocols import PROTOCOLS
+    from mer.report.html import METHOD_ORDER
+    from mer.report.reported import DATASET_NAMES, REPORTED
+    for row in REPORTED:
+        assert row["protocol"] in PROTOCOLS and row["dataset"] in DATASET_NAMES, row
+        assert row["method"] in METHOD_ORDER and row["source"].startswith("p"), row
+        assert any(row[k] is not None for k in ("acc", "uf1", "uar")), row
+        assert all(row[k] is None or 0 < row[k] <= 1 for k in ("acc", "uf1", "uar")), row
+    sources = [(r["method"], r["dataset"], r["source"], r["protocol"]) for r in REPORTED]
+    assert len(sources) == len(set(sources))  # no row entered twice
