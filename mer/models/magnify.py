@@ -36,6 +36,9 @@ alpha 5, 0.21 at alpha 10):
     lambda 0.1, lr 2e-4 or 1e-3, 1500-3000 steps     0.20 / 0.10   (returns frame B)
     lambda 0,   lr 3e-4, 3000 steps (6 min)          0.45 / 0.58
     lambda 0,   lr 3e-4, 6000 steps (15 min)         0.64 / 0.73   (L1 still falling)
+    lambda 0,   lr 1e-3, 3000 steps                  0.55 / 0.53
+    lambda 0,   lr 1e-3, 3000 steps, noise peak 2000-20000 instead of 200-2000
+                                                     0.62 / 0.63
 With lambda = 0.1 the texture and shape terms drove both codes towards constants (their
 losses fell to 1e-4) and the manipulator had nothing to amplify: overfitting 16 pairs at
 alpha 5 gives a ratio of 0.20 with lambda 0.1, 0.34 with 0.01 and 0.89 with 0. The quick
