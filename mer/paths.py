@@ -1,6 +1,9 @@
-"""Where things live: the project root, outputs, the default SynthME location; atomic file replacement."""
+"""Where things live: the project root, outputs, the default SynthME location; atomic file
+replacement and content keys for cached results."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -42,3 +45,9 @@ def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
+
+
+def content_key(obj: object, length: int | None = None) -> str:
+    """SHA-256 of ``obj`` as sorted JSON (non-JSON values by ``str``), optionally cut to
+    ``length`` hex digits: the key under which a result computed from ``obj`` is cached."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]

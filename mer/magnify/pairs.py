@@ -17,8 +17,6 @@ Each sample records its true motion (quantised to the canvas grid), per object.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mer.paths import replace_atomic
+from mer.paths import content_key
+from mer.preprocess.cache import save_npz
 
 PHOTOS_RGB = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 PHOTOS_GREY = ("camera", "coins", "moon", "text", "page", "clock", "grass", "gravel", "brick", "cell")
@@ -45,7 +44,7 @@ class PairConfig:
     noise_peak: tuple[float, float] = (200.0, 2000.0)  # Poisson-like: photon count at white
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return content_key(asdict(self), 12)
 
 
 @lru_cache(maxsize=None)
@@ -177,10 +176,5 @@ def cached_pairs(n: int, seed: int, cfg: PairConfig, cache_dir: str | Path, prog
         except (OSError, ValueError) as e:
             print(f"[pairs] {path} unreadable ({e}); generating again")
     data = make_pairs(n, seed, cfg, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **data)
-    replace_atomic(path, write)
+    save_npz(path, data)
     return data

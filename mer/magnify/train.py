@@ -2,8 +2,6 @@
 hash of the whole configuration, and reused when present (``mer train-magnifier``)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mer.magnify.pairs import PairConfig, cached_pairs
-from mer.paths import replace_atomic
+from mer.paths import content_key, replace_atomic
 from mer.models.magnify import CONFIGS, MODEL_VERSION, STMEMM
 
 
@@ -31,7 +29,7 @@ class MagnifierConfig:
     def key(self) -> str:
         """Hash of the configuration, the model's settings and its code version."""
         ident = {**asdict(self), "net": CONFIGS[self.model], "version": MODEL_VERSION}
-        return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+        return content_key(ident, 12)
 
 
 PAPER = MagnifierConfig(model="paper", pairs=PairConfig(size=96, supersample=16), n_pairs=20000, steps=100000,

@@ -11,8 +11,6 @@ Location: the ``root`` argument, else ``MER_CACHE``, else ``outputs/cache``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import zipfile
@@ -22,7 +20,19 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from mer.paths import content_key, replace_atomic
+
 PREPROCESS_VERSION = "2"  # 2: area pre-shrink before the alignment warp
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` to ``path`` (.npz) atomically, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file handle: numpy would append .npz to a temporary name
+            np.savez(f, **arrays)
+    replace_atomic(path, write)
 
 
 def default_root() -> Path:
@@ -64,9 +74,8 @@ class Cache:
         self.stats = CacheStats()
 
     def key(self, kind: str, files: Iterable[str | os.PathLike], params: dict) -> str:
-        blob = json.dumps({"version": PREPROCESS_VERSION, "kind": kind, "files": file_identity(files),
-                           "params": params}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return content_key({"version": PREPROCESS_VERSION, "kind": kind, "files": file_identity(files),
+                            "params": params})
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / key[:2] / f"{key}.npz"
@@ -88,11 +97,7 @@ class Cache:
     def put(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         if not self.enabled:
             return
-        path = self.path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        save_npz(self.path(kind, key), arrays)
 
     def get_or_compute(self, kind: str, files: Iterable[str | os.PathLike], params: dict,
                        fn: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mer.paths import replace_atomic
+from mer.paths import content_key, replace_atomic
 from mer.train.losses import make_loss
 from mer.train.metrics import HEADLINE, headline, scores
 from mer.train.splits import Fold, check_disjoint
@@ -64,10 +64,6 @@ def seed_everything(seed: int) -> None:
 def fold_seed(seed: int, fold_name: str) -> int:
     digest = hashlib.sha256(f"{seed}/{fold_name}".encode()).hexdigest()
     return int(digest[:8], 16)
-
-
-def _key(obj: object) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -186,12 +182,12 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     clips = dataset.clips
     classes = tuple(classes)
     ident = {"cfg": asdict(cfg), "run": run_key, "classes": classes,
-             "data": _key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()])}
+             "data": content_key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()], 16)}
     rows, curves, fold_scores, resumed, t0 = [], [], [], 0, time.perf_counter()
     bar = tqdm(folds, desc=desc, disable=not progress)
     for fold in bar:
         check_disjoint(clips["subject"], fold)
-        key = _key(ident | {"fold": fold.name, "test": fold.test_idx.tolist()})
+        key = content_key(ident | {"fold": fold.name, "test": fold.test_idx.tolist()}, 16)
         path = out / f"{fold.name}.json"
         record = _read_fold(path, key)
         keep = save_models is True or (save_models and fold.name in save_models)
