@@ -158,6 +158,15 @@ def _grid(size: int, main: str, strides) -> int:
     return side
 
 
+def checked_aus(aus: torch.Tensor | None, n_aus: int) -> torch.Tensor:
+    """The batch's AU vectors, or a clear error when the dataset gave none or the wrong length."""
+    if aus is None:
+        raise ValueError("this model uses the AU vector: the dataset must give 'aus' (au_vocabulary=...)")
+    if aus.shape[-1] != n_aus:
+        raise ValueError(f"AU vector of length {aus.shape[-1]}, the model expects {n_aus}")
+    return aus
+
+
 class CVAFPF(nn.Module):
     """The p5 network. ``forward(frames, aus=None)``: frames (B, 2, C, S, S) = onset, apex
     (the ``pair`` recipe, centred); aus (B, n_aus) binary, required when ``use_au``."""
@@ -230,11 +239,7 @@ class CVAFPF(nn.Module):
         fmap, _ = self.features(frames)
         z = self.dropout(F.relu(self.fc1(fmap.flatten(1))))
         if self.use_au:
-            if aus is None:
-                raise ValueError("this model uses the AU vector: the dataset must give 'aus' (au_vocabulary=...)")
-            if aus.shape[-1] != self.n_aus:
-                raise ValueError(f"AU vector of length {aus.shape[-1]}, the model expects {self.n_aus}")
-            z = torch.cat([z, aus.to(z.dtype)], dim=1)
+            z = torch.cat([z, checked_aus(aus, self.n_aus).to(z.dtype)], dim=1)
         return self.head(z)
 
     @torch.no_grad()
@@ -262,11 +267,7 @@ class AUOnly(nn.Module):
                                  nn.Linear(hidden, num_classes))
 
     def forward(self, frames: torch.Tensor | None = None, aus: torch.Tensor | None = None) -> torch.Tensor:
-        if aus is None:
-            raise ValueError("the AU-only model needs 'aus' from the dataset (au_vocabulary=...)")
-        if aus.shape[-1] != self.n_aus:
-            raise ValueError(f"AU vector of length {aus.shape[-1]}, the model expects {self.n_aus}")
-        return self.net(aus.float())
+        return self.net(checked_aus(aus, self.n_aus).float())
 
 
 @register("cva_fpf")
