@@ -86,6 +86,14 @@ def test_magnification_check_scores_the_identity_and_a_perfect_magnifier():
     assert ident.loc[0, "pairs"] >= 5
 
 
+def test_compare_magnifiers_reports_the_estimator_floor():
+    from mer.magnify.measure import compare_magnifiers
+    t = compare_magnifiers({"identity": lambda a, b, alpha: b}, 8, 0, alphas=(4.0,)).set_index("magnifier")
+    assert t.loc["true target", "median ratio"] == pytest.approx(1.0, abs=0.1)  # flow recovers alpha * d
+    assert t.loc["identity", "median ratio"] == pytest.approx(0.25, abs=0.05)
+    assert t.loc["identity", "within 25%"] == 0.0
+
+
 def _frames(n=2, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.rand(n, 3, size, size, generator=g) * 2 - 1 for _ in range(4)]
@@ -134,7 +142,7 @@ def test_stmemm_loss_falls_and_is_deterministic():
 
 
 def test_train_magnifier_caches_its_weights(tmp_path):
-    from mer.magnify.train import MagnifierConfig, as_magnifier, train_magnifier, weights_path
+    from mer.magnify.train import MagnifierConfig, as_magnifier, load_magnifier, train_magnifier, weights_path
     cfg = MagnifierConfig(pairs=PairConfig(size=16, supersample=4), n_pairs=6, steps=4, batch_size=2)
     model, rec = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)
     path = weights_path(cfg, tmp_path / "w")
@@ -147,7 +155,14 @@ def test_train_magnifier_caches_its_weights(tmp_path):
     out = as_magnifier(model)(a, a, 5.0)
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8
     assert as_magnifier(model)(np.stack([a, a]), np.stack([a, a]), 5.0).shape == (2, 16, 16, 3)
+    loaded, rec_loaded = load_magnifier(path)  # a checkpoint given by path, as the notebook's magnifier_weights
+    assert rec_loaded["curve"] == rec["curve"]
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        load_magnifier(tmp_path / "nowhere.pt")
     path.write_bytes(b"truncated")
+    with pytest.raises(ValueError, match=path.name):
+        load_magnifier(path)
     _, rec3 = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)  # retrained, not crashed
     assert rec3["curve"][-1]["step"] == 4
 
@@ -157,5 +172,6 @@ def test_train_magnifier_command(tmp_path, capsys):
     rc = main(["train-magnifier", "--steps", "2", "--pairs", "8", "--weights-dir", str(tmp_path / "w"), "--cache-dir",
                str(tmp_path / "c"), "--check", "3"])
     out = capsys.readouterr().out
-    assert rc == 0 and "ST-MEMM (quick, 2 steps)" in out and "Eulerian: measured / requested" in out
+    assert rc == 0 and "ST-MEMM (quick, 2 steps)" in out and "measured / requested motion" in out
+    assert all(name in out for name in ("ST-MEMM", "Eulerian", "true target"))
     assert len(list((tmp_path / "w").glob("stmemm_*.pt"))) == 1

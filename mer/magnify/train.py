@@ -23,6 +23,7 @@ class MagnifierConfig:
     steps: int = 3000
     batch_size: int = 8
     lr: float = 3e-4                     # Adam, no weight decay (the paper: 1e-5, batch 4, on a GPU)
+    schedule: str = "constant"           # learning rate over the steps: constant | cosine (to 0)
     reg: float = 0.0                     # lambda of the texture and shape consistency terms (see PAPER)
     seed: int = 0
 
@@ -51,14 +52,11 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
     ``weights_dir`` when a run of the same configuration is there, trained otherwise."""
     from mer.train.engine import resolve_device
     path = weights_path(cfg, weights_dir)
-    model = STMEMM(cfg.model)
     if path.is_file():
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(saved["state"])
-            return model.eval(), {k: saved[k] for k in ("config", "curve", "seconds")}
-        except Exception as e:  # truncated or foreign file: report it and train again
-            print(f"[magnifier] {path} unusable ({e}); training again")
+            return load_magnifier(path)
+        except ValueError as e:  # truncated or foreign file: report it and train again
+            print(f"[magnifier] {e}; training again")
     dev = resolve_device(device)
     data = cached_pairs(cfg.n_pairs, cfg.seed, cfg.pairs, cache_dir, progress=progress)
     frames = {k: to_tensor(data[k]) for k in ("A", "B", "C", "target")}
@@ -67,6 +65,9 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
     gen = torch.Generator().manual_seed(cfg.seed)
     model = STMEMM(cfg.model).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; use 'constant' or 'cosine'")
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine" else None
     curve, window, t0 = [], [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc="training ST-MEMM", disable=not progress)
     for step in bar:
@@ -76,6 +77,8 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         window.append(parts)
         if (step + 1) % 25 == 0 or step + 1 == cfg.steps:
             row = {"step": step + 1, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
@@ -85,6 +88,22 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
     record = {"config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_atomic(path, lambda tmp: torch.save({**record, "state": model.cpu().state_dict()}, tmp))
+    return model.eval(), record
+
+
+def load_magnifier(path: str | Path) -> tuple[STMEMM, dict]:
+    """An ST-MEMM checkpoint written by :func:`train_magnifier` (here or on another machine,
+    e.g. the paper configuration trained on a GPU) and its record. Local files only."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ST-MEMM weights {path} not found")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        record = {k: saved[k] for k in ("config", "curve", "seconds")}
+        model = STMEMM(record["config"]["model"])
+        model.load_state_dict(saved["state"])
+    except Exception as e:
+        raise ValueError(f"{path} is not a usable ST-MEMM checkpoint of this code version: {e}") from e
     return model.eval(), record
 
 
