@@ -102,6 +102,15 @@ def test_magnified_regions_give_node_inputs_per_alpha(tmp_path):
     torch.manual_seed(0)
     draws = {tuple(train_view[0][0][:, :3].flatten()[:50].tolist()) for _ in range(12)}
     assert len(draws) > 1  # training items vary (alpha drawn per item, jitter)
+    reg20 = MagnifiedRegions(pairs, spy, train_alphas=(8,), test_alpha=5, extra_alphas=(20,), progress=False)
+    at20 = reg20.with_test_alpha(20)
+    assert torch.equal(at20[0][0], reg20.item(0, 20.0)) and reg20.test_alpha == 5.0  # a view; the original unchanged
+    with pytest.raises(ValueError, match="not precomputed"):
+        reg.with_test_alpha(20)
+    from mer.models.gam_mer import ALL_REGIONS
+    wide = reg.with_regions(ALL_REGIONS)
+    assert wide[0][0].shape == (len(ALL_REGIONS), 6, 16, 16) and reg[0][0].shape[0] == 10
+    assert torch.equal(wide[0][0][:10], x)  # the shared regions come first, cropped the same way
     raw = MagnifiedRegions(pairs, None, train_alphas=(8,), test_alpha=5, progress=False)
     assert np.array_equal(raw.frames[5.0], raw.frames[8.0])  # no magnifier: the raw apex at every alpha
     with pytest.raises(ValueError, match="'pair' recipe"):

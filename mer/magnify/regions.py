@@ -3,10 +3,12 @@ and their change from the onset frame, precomputed for every magnification facto
 
 Training items draw one of the training factors per sample (the paper magnifies with
 alpha in {8, 10, 12, 15} as augmentation); test items use the test factor (5 in the
-paper). ``magnify=None`` is the raw-image row of Table 4 (no magnification).
+paper). ``magnify=None`` is the raw-image row of Table 4 (no magnification). Other test
+factors (Table 4) and other regions (Table 3) are views sharing the magnified frames.
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,7 +34,8 @@ class MagnifiedRegions:
 
     def __init__(self, pairs: ClipDataset, magnify: Magnify | None, train_alphas: Sequence[float] = (8, 10, 12, 15),
                  test_alpha: float = 5.0, regions: dict[str, list[int]] | None = None, patch: int | None = None,
-                 diff_gain: float = 5.0, jitter: float = 0.1, progress: bool = True):
+                 diff_gain: float = 5.0, jitter: float = 0.1, extra_alphas: Sequence[float] = (),
+                 progress: bool = True):
         if pairs.recipe != "pair" or not pairs.align:
             raise ValueError("MagnifiedRegions needs an aligned ClipDataset with the 'pair' recipe (landmarks)")
         self.clips, self.labels = pairs.clips, pairs.labels
@@ -42,18 +45,35 @@ class MagnifiedRegions:
         self.test_alpha = float(test_alpha)
         self.diff_gain, self.jitter = diff_gain, jitter
         self.magnified = magnify is not None
-        onsets = np.stack([d[0] for d in pairs.data])
+        self.onsets = np.stack([d[0] for d in pairs.data])
         apexes = np.stack([d[1] for d in pairs.data])
+        self.frames: dict[float, np.ndarray] = {}  # magnified apex frames per alpha
+        for alpha in tqdm(sorted(set(self.train_alphas) | {self.test_alpha} | {float(a) for a in extra_alphas}),
+                          desc="magnifying apex frames", disable=not progress):
+            self.frames[alpha] = apexes if magnify is None else magnify(self.onsets, apexes, alpha)
+        self._crop()
+
+    def _crop(self) -> None:
         points = list(self.clips["landmarks_apex"])
         crop = lambda frames: np.stack([region_patches(f, p, self.regions, self.patch) for f, p in zip(frames, points)])
-        self.onset_patches = crop(onsets)
-        self.apex_patches: dict[float, np.ndarray] = {}
-        self.frames: dict[float, np.ndarray] = {}
-        for alpha in tqdm(sorted(set(self.train_alphas) | {self.test_alpha}), desc="magnifying apex frames",
-                          disable=not progress):
-            mag = apexes if magnify is None else magnify(onsets, apexes, alpha)
-            self.frames[alpha] = mag
-            self.apex_patches[alpha] = crop(mag)
+        self.onset_patches = crop(self.onsets)
+        self.apex_patches = {alpha: crop(frames) for alpha, frames in self.frames.items()}
+
+    def with_test_alpha(self, alpha: float) -> "MagnifiedRegions":
+        """The same items tested at another magnification factor (one precomputed via
+        ``extra_alphas``); training alphas unchanged."""
+        if float(alpha) not in self.frames:
+            raise ValueError(f"alpha {alpha} was not precomputed (have {sorted(self.frames)}); pass it in extra_alphas")
+        view = copy.copy(self)
+        view.test_alpha = float(alpha)
+        return view
+
+    def with_regions(self, regions: dict[str, list[int]]) -> "MagnifiedRegions":
+        """The same magnified frames cropped around other landmark regions."""
+        view = copy.copy(self)
+        view.regions = dict(regions)
+        view._crop()
+        return view
 
     def __len__(self) -> int:
         return len(self.labels)
