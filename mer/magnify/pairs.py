@@ -41,7 +41,10 @@ class PairConfig:
     objects: tuple[int, int] = (1, 4)
     moving_background: float = 0.3      # fraction of samples whose background moves too
     colour_offset: float = 10 / 255
-    noise_peak: tuple[float, float] = (200.0, 2000.0)  # Poisson-like: photon count at white
+    # Poisson-like noise: photon count at white. 2000-30000 is a grey-level sigma of about
+    # 1-4 at mid-grey, the level of SynthME (1-2.5) and of the datasets' frames; 200-2000
+    # (sigma 8-25) made quick training slower (see mer/models/magnify.py).
+    noise_peak: tuple[float, float] = (2000.0, 30000.0)
 
     def key(self) -> str:
         return content_key(asdict(self), 12)

@@ -109,3 +109,57 @@ def attention_overlays(frames: np.ndarray, maps: np.ndarray, titles, cols_title=
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def magnifier_training(curve: list[dict], title: str = "ST-MEMM training"):
+    """Left: loss terms against steps (log scale). Right, when the curve has them: the
+    measured magnification on held-out pairs (``ratio_a<alpha>``: measured / requested
+    motion) with the band within 25% of 1 shaded."""
+    frame = pd.DataFrame(curve)
+    ratios = [c for c in frame.columns if c.startswith("ratio_a")]
+    fig, axes = plt.subplots(1, 2 if ratios else 1, figsize=(10 if ratios else 5.5, 3.2), squeeze=False)
+    ax = axes[0][0]
+    for k in ("l1", "texture", "shape"):
+        if k in frame:
+            ax.plot(frame["step"], frame[k], label=k)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over 25 steps)")
+    ax.legend()
+    ax.set_title("loss")
+    if ratios:
+        ax = axes[0][1]
+        checked = frame.dropna(subset=ratios)
+        for k in ratios:
+            ax.plot(checked["step"], checked[k], marker="o", label=f"alpha {k[len('ratio_a'):]}")
+        ax.axhspan(0.75, 1.25, color="green", alpha=0.12, label="within 25%")
+        ax.set_ylim(0, 1.5)
+        ax.set_xlabel("step")
+        ax.set_ylabel("measured / (alpha * d), median")
+        ax.legend()
+        ax.set_title("magnification on held-out pairs")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(rows: list[list[np.ndarray]], row_titles=None, col_titles=None, title: str = "", scale: float = 1.7):
+    """Images (uint8 RGB/gray or float in [0, 1]) in a grid; ``None`` cells stay empty."""
+    n, k = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n, k, figsize=(scale * k, scale * n + 0.4), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(k):
+            ax = axes[i][j]
+            ax.axis("off")
+            img = row[j] if j < len(row) else None
+            if img is None:
+                continue
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            if i == 0 and col_titles is not None:
+                ax.set_title(col_titles[j], fontsize=8)
+            if j == 0 and row_titles is not None:
+                ax.text(-0.06, 0.5, row_titles[i], transform=ax.transAxes, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
