@@ -11,9 +11,24 @@ from mer.study import execute, find_jobs, to_html
 from mer.paths import project_root
 
 
+def tiny_synth(tmp_path, frames=(8, 10)):
+    """A 3-subject, 12-clip SynthME set for running a notebook end to end."""
+    return generate(tmp_path / "synth", SynthConfig(subjects=3, clips_per_subject=4, size=64, frames=frames,
+                                                      workers=1), progress=False)
+
+
+def check_rendered(run_dir, executed, figures, shown) -> str:
+    """Every figure was written and every phrase appears in the executed notebook's HTML."""
+    for fig in figures:
+        assert (run_dir / "figures" / f"{fig}.png").is_file(), fig
+    text = to_html(executed).read_text()
+    for phrase in shown:
+        assert phrase in text, phrase
+    return text
+
+
 def test_baseline_notebook_through_papermill(tmp_path):
-    data_root = generate(tmp_path / "synth", SynthConfig(subjects=3, clips_per_subject=4, size=64, frames=(8, 10),
-                                                          workers=1), progress=False)
+    data_root = tiny_synth(tmp_path)
     outputs = tmp_path / "outputs"
     run_dir = outputs / "synth" / "baseline"
     params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "epochs": 1, "batch_size": 8,
@@ -75,8 +90,7 @@ def test_params_files_only_use_declared_parameters():
 
 
 def test_atm_gcn_notebook_through_papermill(tmp_path):
-    data_root = generate(tmp_path / "synth", SynthConfig(subjects=3, clips_per_subject=4, size=64, frames=(12, 16),
-                                                          workers=1), progress=False)
+    data_root = tiny_synth(tmp_path, frames=(12, 16))
     run_dir = tmp_path / "outputs" / "synth" / "atm_gcn"
     params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "frames": 6, "epochs": 1,
               "batch_size": 8, "ablations": ["w/o GCN", "full"], "ablation_folds": 2, "attention_clips": 2,
@@ -86,17 +100,14 @@ def test_atm_gcn_notebook_through_papermill(tmp_path):
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["method"] == "atm_gcn" and m["n_clips"] == 12 and m["params"]["frames"] == 6
     assert [a["variant"] for a in m["ablations"]] == ["w/o GCN", "full"]
-    for fig in ("examples", "curves", "confusion", "per_class", "ablations", "attention"):
-        assert (run_dir / "figures" / f"{fig}.png").is_file()
-    text = to_html(executed).read_text()
-    assert "reported" in text and "p4 Table I" in text and "no baseline run in" in text
-    assert "forget rate f" in text  # the Adaptive-TM diagnostic ran
+    check_rendered(run_dir, executed, ("examples", "curves", "confusion", "per_class", "ablations", "attention"),
+                   ("reported", "p4 Table I", "no baseline run in",
+                    "forget rate f"))  # the last: the Adaptive-TM diagnostic ran
 
 
 def test_cva_fpf_notebook_through_papermill(tmp_path):
     from mer import data
-    data_root = generate(tmp_path / "synth", SynthConfig(subjects=3, clips_per_subject=4, size=64, frames=(8, 10),
-                                                          workers=1), progress=False)
+    data_root = tiny_synth(tmp_path)
     outputs = tmp_path / "outputs"
     run_dir = outputs / "synth" / "cva_fpf"
     # a stand-in baseline run on the same clips, so the side-by-side comparison path runs
@@ -113,21 +124,17 @@ def test_cva_fpf_notebook_through_papermill(tmp_path):
     assert m["method"] == "cva_fpf" and m["n_clips"] == 12 and m["synthetic"] is True
     assert [a["variant"] for a in m["ablations"]] == ["ResNet_18 (base)", "CVA block", "FPF block", "AU embedding",
                                                       "CVA_FPF_AU (full)", "FPF on ViT"]
-    for fig in ("examples", "curves", "confusion", "per_class", "ablations", "attention"):
-        assert (run_dir / "figures" / f"{fig}.png").is_file()
-    text = to_html(executed).read_text()
-    for shown in ("AU vector alone (MLP)", "baseline (ResNet-18, apex - onset)", "the full model", "Table 5",
-                  "FPF on Swin (full)", "p5 Table 7, with AU embedding", "AU outside the vector",
-                  "UF1 minus full [95% interval]"):
-        assert shown in text, shown
+    check_rendered(run_dir, executed, ("examples", "curves", "confusion", "per_class", "ablations", "attention"),
+                   ("AU vector alone (MLP)", "baseline (ResNet-18, apex - onset)", "the full model", "Table 5",
+                    "FPF on Swin (full)", "p5 Table 7, with AU embedding", "AU outside the vector",
+                    "UF1 minus full [95% interval]"))
     assert m["notes"] and "ground-truth AU codes" in m["notes"][0] and "baseline 0.0" in m["notes"][0]
     report = build_report(outputs).read_text()
     assert "&dagger; cva_fpf on" in report and "ground-truth AU codes" in report
 
 
 def test_gam_mm_mer_notebook_through_papermill(tmp_path):
-    data_root = generate(tmp_path / "synth", SynthConfig(subjects=3, clips_per_subject=4, size=64, frames=(8, 10),
-                                                          workers=1), progress=False)
+    data_root = tiny_synth(tmp_path)
     outputs = tmp_path / "outputs"
     run_dir = outputs / "synth" / "gam_mm_mer"
     params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "patch": 8, "epochs": 1,
@@ -148,12 +155,10 @@ def test_gam_mm_mer_notebook_through_papermill(tmp_path):
     assert set(check["magnifier"]) == {"ST-MEMM", "Eulerian", "true target"} and set(check["alpha"]) == {1.0, 5.0, 10.0}
     # two training steps cannot magnify: the run says so beside its number
     assert m["notes"] and "NOT met" in m["notes"][0]
-    for fig in ("magnifier_curve", "magnifier_pair", "fig9", "curves", "confusion", "per_class", "ablations"):
-        assert (run_dir / "figures" / f"{fig}.png").is_file()
-    text = to_html(executed).read_text()
-    for shown in ("true target", "raw apex (no magnification)", "Eulerian (linear)", "main minus this",
-                  "Table 3: the recogniser", "Table 4: the magnification", "p2 Table 4, alpha = 10",
-                  "ST-MEMM at alpha = 1"):
-        assert shown in text, shown
+    check_rendered(run_dir, executed,
+                   ("magnifier_curve", "magnifier_pair", "fig9", "curves", "confusion", "per_class", "ablations"),
+                   ("true target", "raw apex (no magnification)", "Eulerian (linear)", "main minus this",
+                    "Table 3: the recogniser", "Table 4: the magnification", "p2 Table 4, alpha = 10",
+                    "ST-MEMM at alpha = 1", "median cosine"))
     report = build_report(outputs).read_text()
     assert "&dagger; gam_mm_mer on" in report and "NOT met" in report
