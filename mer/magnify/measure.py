@@ -56,7 +56,6 @@ def magnification_check(magnify: Callable[[np.ndarray, np.ndarray, float], np.nd
     return pd.DataFrame(rows)
 
 
-
 def compare_magnifiers(magnifiers: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]], n: int,
                        seed: int, alphas=(5.0, 10.0), method: str = "farneback") -> pd.DataFrame:
     """:func:`magnification_check` of each named magnifier on ``n`` held-out pairs, plus the

@@ -37,8 +37,10 @@ trains on 1500 procedural pairs at 48 px, batch 8, Adam 1e-3 with a cosine sched
 4000 steps (about 8 min). The ratio is measured motion / (alpha * d), the median over
 held-out pairs with |d| 0.2-0.5 px at 64 px. On the notebook's check (seed 1) it is
 0.75 at alpha 5 and 0.77 at alpha 10; Eulerian gets 0.30 and 0.22 on the same pairs.
-The training curve records the ratio on other held-out pairs (seed 2) every 500 steps:
-0.20 -> 0.61 (alpha 5) over the 4000 steps, still rising.
+On 100 fresh pairs (seed 3) it is 0.75 / 0.76, with half the pairs within 25%. The
+training curve records the ratio on 20 other held-out pairs (seed 2) every 500 steps:
+0.20 -> 0.61 (alpha 5) over the 4000 steps, still rising. That small set reads lower
+than the larger ones.
 Earlier probes, measured on pairs with the old, heavier noise (photon peak 200-2000):
     lambda 0.1, lr 2e-4 or 1e-3, 1500-3000 steps     0.20 / 0.10   (returns frame B)
     lambda 0,   lr 3e-4, 3000 steps (6 min)          0.45 / 0.58
