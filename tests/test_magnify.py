@@ -151,6 +151,8 @@ def test_train_magnifier_caches_its_weights(tmp_path):
     assert rec2["curve"] == rec["curve"]
     assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
     assert MagnifierConfig(steps=5).key() != MagnifierConfig(steps=4).key()
+    with pytest.raises(ValueError, match="schedule 'linear'"):  # refused before any pair is generated
+        MagnifierConfig(schedule="linear")
     a = np.zeros((16, 16, 3), np.uint8)
     out = as_magnifier(model)(a, a, 5.0)
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8

@@ -57,7 +57,12 @@ class MagnifiedRegions:
         points = list(self.clips["landmarks_apex"])
         crop = lambda frames: np.stack([region_patches(f, p, self.regions, self.patch) for f, p in zip(frames, points)])
         self.onset_patches = crop(self.onsets)
-        self.apex_patches = {alpha: crop(frames) for alpha, frames in self.frames.items()}
+        by_stack: dict[int, np.ndarray] = {}  # without a magnifier every alpha holds the same raw apex stack
+        self.apex_patches = {}
+        for alpha, frames in self.frames.items():
+            if id(frames) not in by_stack:
+                by_stack[id(frames)] = crop(frames)
+            self.apex_patches[alpha] = by_stack[id(frames)]
 
     def with_test_alpha(self, alpha: float) -> "MagnifiedRegions":
         """The same items tested at another magnification factor (one precomputed via

@@ -30,6 +30,10 @@ class MagnifierConfig:
     reg: float = 0.0                     # lambda of the texture and shape consistency terms (see PAPER)
     seed: int = 0
 
+    def __post_init__(self):
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; use 'constant' or 'cosine'")
+
     def key(self) -> str:
         """Hash of the configuration, the model's settings and its code version."""
         ident = {**asdict(self), "net": CONFIGS[self.model], "version": MODEL_VERSION}
@@ -70,8 +74,6 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
     gen = torch.Generator().manual_seed(cfg.seed)
     model = STMEMM(cfg.model).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; use 'constant' or 'cosine'")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine" else None
     # held-out pairs for monitoring (seed 2: neither training pairs nor the notebook's check, seed 1)
     monitor = check_pairs(cfg.check_pairs, seed=2) if cfg.check_every else []
