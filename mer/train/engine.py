@@ -47,6 +47,35 @@ class TrainConfig:
     grad_accum: int = 1
     seed: int = 0
     device: str = "auto"
+    focal_alpha: float = 1.0  # focal only: the weighting factor alpha (p3's grid)
+    patience: int = 0  # > 0: early stopping on the validation loss of held-out *training* subjects
+    val_subjects: float = 0.2  # with patience: that share of the fold's training subjects (at least 1)
+
+
+# Fields added after runs were cached: at these defaults they are left out of the run
+# key, so the fold records of earlier runs stay valid.
+_LATER_FIELDS = {"focal_alpha": 1.0, "patience": 0, "val_subjects": 0.2}
+
+
+def config_ident(cfg: TrainConfig) -> dict:
+    """The training settings as they enter a run's cache key."""
+    return {k: v for k, v in asdict(cfg).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+
+
+class PerFold:
+    """A model factory that needs the fold, e.g. to pre-train without the fold's test
+    subjects: ``PerFold(lambda fold: ...)``. :func:`run_cv` passes the fold; a plain
+    factory is called with no argument."""
+
+    def __init__(self, fn: Callable[[Fold | None], nn.Module]):
+        self.fn = fn
+
+    def __call__(self, fold: Fold | None = None) -> nn.Module:
+        return self.fn(fold)
+
+
+def build_model(model_fn: Callable, fold: Fold | None) -> nn.Module:
+    return model_fn(fold) if isinstance(model_fn, PerFold) else model_fn()
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -109,14 +138,22 @@ class FitResult:
 
 
 def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.device,
-        desc: str = "epochs", progress: bool = True) -> FitResult:
-    """Train ``model`` on ``train_ds`` for ``cfg.epochs``; returns the per-epoch curve."""
+        desc: str = "epochs", progress: bool = True, val_ds=None) -> FitResult:
+    """Train ``model`` on ``train_ds`` for ``cfg.epochs``; returns the per-epoch curve.
+
+    With ``val_ds`` (which must hold training subjects only) each epoch also scores it
+    (``val_loss``, ``val_acc``); with ``cfg.patience`` > 0 as well (early stopping),
+    training stops after ``patience`` epochs without a lower validation loss and the
+    weights of the best epoch are restored.
+    """
     gen = torch.Generator().manual_seed(seed)
     drop_last = len(train_ds) > cfg.batch_size and len(train_ds) % cfg.batch_size == 1  # BN needs >1
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop_last)
-    loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma).to(device)
+    loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha).to(device)
     opt = _make_optimizer(model, cfg)
     sched = _make_scheduler(opt, cfg)
+    stopping = val_ds is not None and cfg.patience > 0
+    best_loss, best_state, waited = float("inf"), None, 0
     curve, t0 = [], time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress)
     for epoch in bar:
@@ -138,9 +175,53 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
         if sched is not None:
             sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1), "lr": lr}
+        if val_ds is not None:
+            val_loss, val_acc = evaluate(model, val_ds, loss_fn, device)
+            row.update(val_loss=val_loss, val_acc=val_acc)
+        if stopping:
+            if val_loss < best_loss - 1e-6:
+                best_loss, waited = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                waited += 1
         curve.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.2f}")
+        if stopping and waited >= cfg.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        for row in curve:
+            row["best"] = row["val_loss"] == best_loss
     return FitResult(curve, time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, ds, loss_fn: nn.Module, device: torch.device, batch_size: int = 64) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on ``ds`` (eval mode; train mode is restored)."""
+    was_training = model.training
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        y = y.to(device)
+        logits = _forward(model, x, device)
+        loss_sum += float(loss_fn(logits, y)) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        total += len(y)
+    model.train(was_training)
+    return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def validation_split(subjects: np.ndarray, idx: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``idx`` split by subject into (train, validation): ``share`` of the subjects
+    (at least one, and at least one left to train on), drawn with ``seed``."""
+    subj = np.asarray(subjects)[idx].astype(str)
+    names = np.array(sorted(set(subj)))
+    if len(names) < 2:
+        raise ValueError("early stopping needs at least two training subjects (one to validate on)")
+    n_val = min(len(names) - 1, max(1, int(round(share * len(names)))))
+    val = set(np.random.default_rng(seed).choice(names, size=n_val, replace=False))
+    in_val = np.array([s in val for s in subj])
+    return idx[~in_val], idx[in_val]
 
 
 @torch.no_grad()
@@ -167,7 +248,10 @@ class CVResult:
 def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: TrainConfig,
            out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], run_key: object = None,
            desc: str = "folds", progress: bool = True, save_models: bool | Collection[str] = False) -> CVResult:
-    """Cross-validate: a fresh ``model_fn()`` per fold, trained on ``dataset.subset(train, True)``.
+    """Cross-validate: a fresh ``model_fn()`` per fold (``model_fn(fold)`` for a :class:`PerFold`,
+    which gets None when only the architecture is wanted), trained on
+    ``dataset.subset(train, True)``; with ``cfg.patience`` a share of the training subjects
+    is held out of training to early-stop on (never the test subject).
 
     ``dataset`` needs ``.clips`` (the clip table, row order = indices of ``folds``),
     ``.labels`` and ``.subset(idx, train)``. ``run_key`` is anything else that changes the
@@ -181,7 +265,7 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     device = resolve_device(cfg.device)
     clips = dataset.clips
     classes = tuple(classes)
-    ident = {"cfg": asdict(cfg), "run": run_key, "classes": classes,
+    ident = {"cfg": config_ident(cfg), "run": run_key, "classes": classes,
              "data": content_key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()], 16)}
     rows, curves, fold_scores, resumed, t0 = [], [], [], 0, time.perf_counter()
     bar = tqdm(folds, desc=desc, disable=not progress)
@@ -196,9 +280,14 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
         if record is None:
             seed = fold_seed(cfg.seed, fold.name)
             seed_everything(seed)
-            model = model_fn().to(device)
-            fitted = fit(model, dataset.subset(fold.train_idx, train=True), cfg, seed, device,
-                         desc=f"fold {fold.name}", progress=progress)
+            model = build_model(model_fn, fold).to(device)
+            train_idx, val_ds = fold.train_idx, None
+            if cfg.patience > 0:
+                train_idx, val_idx = validation_split(clips["subject"].to_numpy(), fold.train_idx, cfg.val_subjects,
+                                                      seed)
+                val_ds = dataset.subset(val_idx, train=False)
+            fitted = fit(model, dataset.subset(train_idx, train=True), cfg, seed, device,
+                         desc=f"fold {fold.name}", progress=progress, val_ds=val_ds)
             probs = predict(model, dataset.subset(fold.test_idx, train=False), device)
             test = clips.iloc[fold.test_idx]
             y_true = dataset.labels[fold.test_idx]
@@ -249,7 +338,7 @@ def load_fold_model(out_dir: str | os.PathLike, fold_name: str, model_fn: Callab
     state = None if record is None else _saved_state(folds, fold_name, record.get("key"))
     if state is None:
         return None
-    model = model_fn()
+    model = build_model(model_fn, None)
     model.load_state_dict(state)
     return model.eval()
 
