@@ -96,6 +96,9 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
         params = load_params(job.params_file)
         if data_root is not None:
             params["data_root"] = str(data_root)
+        if params.get("macro_dataset") == "synth_macro" and params.get("macro_root") is None:
+            from mer.data import synth
+            synth.ensure_macro(None, progress=progress)  # generated data, like the quick set above
         out_nb = out / job.notebook.name
         print(f"[study] {job.method} on {dataset}: {job.notebook.name} with {job.params_file.relative_to(project_root())}",
               flush=True)

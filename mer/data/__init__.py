@@ -63,6 +63,35 @@ def load(name: str, root: str | os.PathLike | None = None, protocol: str | None 
     return _loader(name)(Path(root), protocol, annotation, **kwargs)
 
 
+PRETRAINING = ("synth_macro", "casme3_macro", "casme_sq_macro")
+
+
+def load_pretraining(name: str, root: str | os.PathLike | None = None, protocol: str | None = None,
+                     annotation: str | os.PathLike | None = None) -> ClipTable:
+    """Macro-expression clips for pre-training (p3's transfer), as a :class:`ClipTable`.
+
+    ``synth_macro``: a SynthME macro set (``root`` None: ``outputs/data/synth_macro``,
+    generated when absent; subjects 101-112, never SynthME micro subjects);
+    ``casme3_macro``: CAS(ME)^3 part A's macro-expression sheet (``annotation`` names it);
+    ``casme_sq_macro``: CAS(ME)^2's macro-expression rows. CK+ and MMEW's macro part have no
+    loader here (their layouts are not documented in DATASETS.md).
+    """
+    if name == "synth_macro":
+        from mer.data import synth
+        return _loader("synth")(synth.ensure_macro(root), protocol or "synth-5", annotation, dataset="synth_macro")
+    if root is None:
+        raise ValueError(f"pre-training set {name!r} needs macro_root: the folder holding your copy of the release")
+    if name == "casme3_macro":
+        if annotation is None:
+            raise ValueError("casme3_macro needs macro_annotation: the macro-expression sheet of CAS(ME)^3 part A")
+        from mer.data.casme3 import load_casme3_macro
+        return load_casme3_macro(Path(root), annotation, protocol or "casme3-7")
+    if name == "casme_sq_macro":
+        return _loader("casme_sq")(Path(root), protocol or "casme_sq-4", annotation, expression="macro",
+                                   dataset="casme_sq_macro")
+    raise KeyError(f"unknown pre-training set {name!r}; known: {', '.join(PRETRAINING)}")
+
+
 def discover_composite_roots(root: Path) -> dict[str, Path]:
     """Sub-folders of ``root`` named like the three sources (case-insensitive: CASME2 or
     CASME_II, SAMM, SMIC): a convenience for ``mer data check ROOT --dataset composite``."""

@@ -73,6 +73,10 @@ PROTOCOLS: dict[str, Protocol] = {
     # CAS(ME)^2 by its category column.
     "casme_sq-4": Protocol("casme_sq-4", ("negative", "positive", "surprise", "others"),
                            _identity("negative", "positive", "surprise", "others", other="others")),
+    # SAMM as in the TDSGCN paper (p3, after Ben et al.'s survey): five emotions, 72 clips
+    # (happiness 24, surprise 13, anger 20, disgust 8, fear 7); others, contempt, sadness dropped.
+    "samm-p3": Protocol("samm-p3", ("happiness", "surprise", "anger", "disgust", "fear"),
+                        _identity("happiness", "surprise", "anger", "disgust", "fear")),
     # MMEW as in the TDSGCN paper (p3): five emotions, others and anger dropped.
     "mmew-5": Protocol("mmew-5", ("happiness", "surprise", "disgust", "fear", "sadness"),
                        _identity("happiness", "surprise", "disgust", "fear", "sadness")),

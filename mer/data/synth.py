@@ -492,12 +492,23 @@ def ensure(root: str | os.PathLike | None = None, progress: bool = True) -> Path
     the loader then reports what is missing there.
     """
     from mer.paths import synth_quick_root
+    return Path(root) if root is not None else _generated_at(synth_quick_root(), SynthConfig(), progress)
+
+
+def ensure_macro(root: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """A SynthME macro set (``mode="macro"``: subjects 101-112, 6-15 px expressions), the
+    pre-training source for transfer (p3); ``None`` means ``outputs/data/synth_macro``,
+    generated when absent. An explicit root is returned as it is."""
+    from mer.paths import outputs_dir
     if root is not None:
         return Path(root)
-    root = synth_quick_root()
+    return _generated_at(outputs_dir() / "data" / "synth_macro", SynthConfig(mode="macro"), progress)
+
+
+def _generated_at(root: Path, cfg: SynthConfig, progress: bool) -> Path:
     if not is_generated(root):
         if root.exists():
             import shutil
             shutil.rmtree(root)  # an interrupted generation: start over
-        generate(root, SynthConfig(), progress=progress)
+        generate(root, cfg, progress=progress)
     return root
