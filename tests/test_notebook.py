@@ -67,7 +67,7 @@ def test_baseline_notebook_through_papermill(tmp_path):
 def test_every_synth_params_file_has_its_notebook():
     jobs = find_jobs("synth")
     # the baseline runs before the notebooks that compare with it
-    assert [j.method for j in jobs][:4] == ["baseline", "gam_mm_mer", "atm_gcn", "cva_fpf"]
+    assert [j.method for j in jobs][:5] == ["baseline", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
     for j in jobs:
         assert j.notebook.name.endswith(f"_{j.method}.ipynb")
 
@@ -87,6 +87,30 @@ def test_params_files_only_use_declared_parameters():
         keys = set(yaml.safe_load(pfile.read_text()))
         assert keys <= declared, f"{pfile}: undeclared parameter(s) {sorted(keys - declared)}"
         assert yaml.safe_load(pfile.read_text())["dataset"] == pfile.stem
+
+
+def test_tdsgcn_notebook_through_papermill(tmp_path):
+    data_root = tiny_synth(tmp_path, frames=(12, 16))
+    macro_root = generate(tmp_path / "macro", SynthConfig(mode="macro", subjects=3, clips_per_subject=4, size=64,
+                                                          frames=(12, 16), workers=1), progress=False)
+    run_dir = tmp_path / "outputs" / "synth" / "tdsgcn"
+    params = {"dataset": "synth", "data_root": str(data_root), "macro_root": str(macro_root), "side": 12,
+              "flow_size": 32, "pretrain_epochs": 1, "epochs": 1, "batch_size": 8,
+              "ablations": ["transfer", "T6", "T7", "focal"], "architectures": ["4+0", "8+2 and 4+0"],
+              "focal_grid": {"alpha": [1.0], "gamma": [0.5, 1.0]}, "ablation_folds": 2, "workers": 1,
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
+    executed = run_dir / "03_tdsgcn.ipynb"
+    execute(project_root() / "notebooks" / "03_tdsgcn.ipynb", executed, params, progress=False)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["method"] == "tdsgcn" and m["n_clips"] == 12 and m["params"]["side"] == 12
+    assert [a["variant"] for a in m["ablations"]] == [
+        "main configuration", "from scratch", "4+0", "spatial + CE", "temporal + CE", "spatial + temporal + CE",
+        "focal alpha 1, gamma 0.5"]
+    assert len(list((run_dir / "pretrain").glob("pretrain_*.pt"))) == 2  # the main graphs and 4+0
+    check_rendered(run_dir, executed, ("graph_8_2", "graph_4_0", "inputs", "pretraining", "curves", "confusion",
+                                       "per_class", "focal_grid", "ablations"),
+                   ("macro subjects that are also micro subjects: none", "held-out macro subjects",
+                    "Table VI: graph architectures", "p3 Table II", "no baseline run in"))
 
 
 def test_atm_gcn_notebook_through_papermill(tmp_path):

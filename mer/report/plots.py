@@ -163,3 +163,50 @@ def image_grid(rows: list[list[np.ndarray]], row_titles=None, col_titles=None, t
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def pretraining_curve(curve: list[dict], title: str = "Pre-training"):
+    """Loss and accuracy per epoch on the training clips and on held-out subjects."""
+    df = pd.DataFrame(curve)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].plot(df["epoch"], df["loss"], label="training")
+    axes[1].plot(df["epoch"], df["train_acc"], label="training (augmented, while training)")
+    if "val_loss" in df:
+        axes[0].plot(df["epoch"], df["val_loss"], label="held-out subjects")
+        axes[1].plot(df["epoch"], df["val_acc"], label="held-out subjects")
+    axes[0].set(xlabel="epoch", ylabel="loss")
+    axes[1].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def pixel_graph(neighbours: np.ndarray, side: int, p: int, nodes, title: str = ""):
+    """The p fixed (orange) and stochastic (blue) neighbours of a few reference nodes
+    (green) of a side x side pixel graph; ``neighbours`` is (N, p + q), -1 where short."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.scatter(*np.divmod(np.arange(side * side), side)[::-1], s=3, c="0.8")
+    for node in nodes:
+        r, c = divmod(int(node), side)
+        for k, j in enumerate(neighbours[node]):
+            if j < 0:
+                continue
+            rj, cj = divmod(int(j), side)
+            ax.plot([c, cj], [r, rj], color="tab:orange" if k < p else "tab:blue", lw=1.2)
+            ax.scatter([cj], [rj], s=14, color="tab:orange" if k < p else "tab:blue", zorder=3)
+        ax.scatter([c], [r], s=40, color="tab:green", zorder=4)
+    ax.set(xlim=(-1, side), ylim=(side, -1), aspect="equal", xticks=[], yticks=[])
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def grid_heatmap(table: pd.DataFrame, rows: str, cols: str, value: str = "uf1", title: str = ""):
+    """A value over a two-parameter grid (e.g. focal alpha x gamma)."""
+    pivot = table.pivot(index=rows, columns=cols, values=value)
+    fig, ax = plt.subplots(figsize=(1.2 * pivot.shape[1] + 2.5, 0.9 * pivot.shape[0] + 1.5))
+    sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", cbar=False, ax=ax)
+    ax.set_title(title or f"{value} over {rows} x {cols}")
+    fig.tight_layout()
+    return fig

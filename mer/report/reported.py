@@ -60,6 +60,18 @@ REPORTED: list[dict] = [
       for (ds, n, prot), (acc, f1) in zip((("casme2", 3, "casme2-megc"), ("casme2", 5, "casme2-5"),
                                            ("samm", 3, "composite-3"), ("samm", 5, "samm-5")),
                                           zip(vals[0::2], vals[1::2]))],
+    # p3 TDSGCN: recognition rate (accuracy, % in the paper) only; 5 classes each, after Ben et
+    # al.'s survey: MMEW happiness/surprise/disgust/fear/sadness (226 clips), SAMM
+    # happiness/surprise/anger/disgust/fear (72 clips). Table II is the full model (focal loss,
+    # "8+2 and 4+0"); Table VII its branch and loss ablation.
+    *[{"method": "tdsgcn", "dataset": ds, "source": f"p3 {src}", "protocol": prot, "acc": acc, "uf1": None,
+       "uar": None}
+      for src, mmew, samm in [
+          ("Table II, TDSGCN (spatial + temporal + focal loss, 8+2 and 4+0)", 0.727, 0.750),
+          ("Table VII, spatial branch + CE", 0.659, 0.688),
+          ("Table VII, temporal branch + CE", 0.457, 0.369),
+          ("Table VII, spatial + temporal + CE", 0.705, 0.688),
+      ] for ds, prot, acc in (("mmew", "mmew-5", mmew), ("samm", "samm-p3", samm))],
     # p4 ATM-GCN (percentages in the paper)
     {"method": "atm_gcn", "dataset": "casme3", "source": "p4 Table I, ATM-GCN, 7 classes", "protocol": "casme3-7",
      "acc": None, "uf1": 0.4308, "uar": 0.4283},
