@@ -248,8 +248,10 @@ def test_casme3_sheet_named_label_is_required(tmp_path):
 def test_every_protocol_listed_and_unmapped_emotions_dropped():
     table = protocols.describe()
     assert set(table["protocol"]) == {"casme2-5", "synth-5", "samm-5", "smic-3", "composite-3", "casme2-megc",
-                                      "casme3-7", "casme3-4", "casme_sq-4", "mmew-5"}
+                                      "casme3-7", "casme3-4", "casme_sq-4", "mmew-5", "samm-p3"}
     assert protocols.get_protocol("mmew-5").label_of("Others") is None
+    p3 = protocols.get_protocol("samm-p3")  # p3's SAMM five: contempt, sadness and others are dropped
+    assert p3.label_of("Anger") == 2 and p3.label_of("Fear") == 4 and p3.label_of("Contempt") is None
     assert protocols.get_protocol("casme3-4").label_of("Sad") == 0
 
 
