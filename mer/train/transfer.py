@@ -1,8 +1,8 @@
 """Macro -> micro transfer (p3): pre-train on macro-expression clips, fine-tune on micro.
 
 Per fold, the macro table loses every subject of the fold's test set first
-(:func:`~mer.train.splits.without_subjects`, then the guard
-:func:`~mer.train.splits.guard_pretraining` checks it), so a test subject's face never
+(:meth:`Pretrainer.kept`, then the guard :func:`~mer.train.splits.guard_pretraining`
+checks it), so a test subject's face never
 reaches the model through pre-training. Pre-training holds out a share of the macro
 subjects to report its accuracy on unseen faces (and to early-stop on, with
 ``patience``). Each pre-trained model is cached under ``out_dir`` keyed by everything
@@ -24,7 +24,7 @@ from mer.paths import content_key, replace_atomic
 from mer.train.engine import (PerFold, TrainConfig, config_ident, evaluate, fit, resolve_device, seed_everything,
                               validation_split)
 from mer.train.losses import make_loss
-from mer.train.splits import Fold, guard_pretraining, without_subjects
+from mer.train.splits import Fold, guard_pretraining
 
 
 @contextlib.contextmanager
@@ -53,11 +53,16 @@ class Pretrainer:
         self.run_key, self.progress = run_key, progress
         self._memo: dict[str, dict] = {}
 
+    def kept(self, exclude=()) -> np.ndarray:
+        """Rows of the macro table whose subject is not in ``exclude``."""
+        return np.flatnonzero(~self.macro.clips["subject"].astype(str).isin({str(s) for s in exclude}).to_numpy())
+
     def key(self, exclude=()) -> str:
-        clips = without_subjects(self.macro.clips.assign(label=self.macro.labels), exclude)
+        keep = self.kept(exclude)
+        clips = self.macro.clips.iloc[keep]
         return content_key({"cfg": config_ident(self.cfg), "run": self.run_key, "classes": self.classes,
                             "clips": [clips["subject"].astype(str).tolist(), clips["clip"].astype(str).tolist(),
-                                      clips["label"].tolist()]}, 16)
+                                      self.macro.labels[keep].tolist()]}, 16)
 
     def __call__(self, exclude=()) -> dict:
         key = self.key(exclude)
@@ -81,7 +86,7 @@ class Pretrainer:
 
     def _train(self, exclude) -> dict:
         subjects = self.macro.clips["subject"].astype(str).to_numpy()
-        keep = np.flatnonzero(~np.isin(subjects, [str(s) for s in exclude]))
+        keep = self.kept(exclude)
         guard_pretraining(self.macro.clips.iloc[keep], exclude)
         seed = self.cfg.seed
         train_idx, val_idx = validation_split(subjects, keep, self.cfg.val_subjects, seed)
