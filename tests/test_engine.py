@@ -190,3 +190,30 @@ def test_resnet18_diff_shapes_and_registry(tmp_path):
     torch.save(m.state_dict(), tmp_path / "w.pth")
     m2 = models.create("resnet18_diff", num_classes=5, pretrained_path=str(tmp_path / "w.pth"))
     assert torch.equal(m2.conv1.weight, m.conv1.weight)
+
+
+def test_lr_is_halved_at_an_iteration_milestone():
+    model = torch.nn.Linear(2, 2)
+    cfg = engine.TrainConfig(optimizer="sgd", lr=0.1, scheduler="milestones", lr_milestones=(3,), milestone_gamma=0.5)
+    opt = engine._make_optimizer(model, cfg)
+    sched = engine._make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(5):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == [0.1, 0.1, 0.1, 0.05, 0.05]
+    with pytest.raises(ValueError, match="lr_milestones"):
+        engine._make_scheduler(opt, engine.TrainConfig(scheduler="milestones"))
+    # at its defaults the new setting leaves earlier runs' cache keys unchanged
+    assert "lr_milestones" not in engine.config_ident(engine.TrainConfig())
+
+
+def test_fit_steps_the_milestone_schedule_per_iteration():
+    data = ToyData(n_subjects=2, per_subject=8)  # 16 clips, batch 8: 2 optimizer steps per epoch
+    cfg = engine.TrainConfig(epochs=3, batch_size=8, optimizer="sgd", lr=0.1, scheduler="milestones",
+                             lr_milestones=(3,), milestone_gamma=0.5, device="cpu")
+    fitted = engine.fit(small_model(), data.subset(np.arange(16), True), cfg, 0, torch.device("cpu"), progress=False)
+    # the lr each epoch ended with: 2 steps (before the milestone), then 4 and 6 (after it);
+    # a per-epoch schedule would still be at 0.1 after epoch 2
+    assert [round(r["lr"], 4) for r in fitted.curve] == [0.1, 0.05, 0.05]

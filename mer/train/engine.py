@@ -39,7 +39,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
     momentum: float = 0.9  # sgd only
-    scheduler: str = "cosine"  # cosine | exp | none
+    scheduler: str = "cosine"  # cosine | exp | milestones | none
     exp_gamma: float = 0.95  # exp only: per-epoch decay
     decay_epochs: int | None = None  # exp only: decay during the first this-many epochs, then hold (None: always)
     loss: str = "ce"  # ce | focal
@@ -50,16 +50,20 @@ class TrainConfig:
     focal_alpha: float = 1.0  # focal only: the weighting factor alpha (p3's grid)
     patience: int = 0  # > 0: early stopping on the validation loss of held-out *training* subjects
     val_subjects: float = 0.2  # with patience: that share of the fold's training subjects (at least 1)
+    lr_milestones: tuple[int, ...] = ()  # milestones only: optimizer steps (iterations) at which the lr is
+    milestone_gamma: float = 0.5  # multiplied by this (p1: halved at 20 000 iterations)
 
 
 # Fields added after runs were cached: at these defaults they are left out of the run
 # key, so the fold records of earlier runs stay valid.
-_LATER_FIELDS = {"focal_alpha": 1.0, "patience": 0, "val_subjects": 0.2}
+_LATER_FIELDS = {"focal_alpha": 1.0, "patience": 0, "val_subjects": 0.2, "lr_milestones": (),
+                 "milestone_gamma": 0.5}
 
 
 def config_ident(cfg: TrainConfig) -> dict:
     """The training settings as they enter a run's cache key."""
-    return {k: v for k, v in asdict(cfg).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+    return {k: v for k, v in asdict(cfg).items()
+            if not (k in _LATER_FIELDS and (tuple(v) if isinstance(v, list) else v) == _LATER_FIELDS[k])}
 
 
 class PerFold:
@@ -118,6 +122,11 @@ def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
             return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.exp_gamma)
         until = int(cfg.decay_epochs)
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: cfg.exp_gamma ** min(epoch, until))
+    if cfg.scheduler == "milestones":  # stepped once per optimizer step, not per epoch
+        marks = sorted(int(m) for m in cfg.lr_milestones)
+        if not marks:
+            raise ValueError("the milestones scheduler needs lr_milestones (optimizer steps)")
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda it: cfg.milestone_gamma ** sum(it >= m for m in marks))
     if cfg.scheduler == "none":
         return None
     raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
@@ -152,6 +161,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
     loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha).to(device)
     opt = _make_optimizer(model, cfg)
     sched = _make_scheduler(opt, cfg)
+    per_step = cfg.scheduler == "milestones"
     stopping = val_ds is not None and cfg.patience > 0
     best_loss, best_state, waited = float("inf"), None, 0
     curve, t0 = [], time.perf_counter()
@@ -168,11 +178,13 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
             if (step + 1) % cfg.grad_accum == 0 or step + 1 == len(loader):
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if per_step:
+                    sched.step()
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             total += len(y)
-        lr = opt.param_groups[0]["lr"]
-        if sched is not None:
+        lr = opt.param_groups[0]["lr"]  # per-step schedules: the lr the epoch ended with
+        if sched is not None and not per_step:
             sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1), "lr": lr}
         if val_ds is not None:
