@@ -120,7 +120,7 @@ class ClipDataset(Dataset):
             raise ValueError("the sequence recipe needs T (frames per clip)")
         if include_apex and (recipe != "sequence" or sampling != "uniform"):
             raise ValueError("include_apex works with the sequence recipe and uniform sampling")
-        self.include_apex = include_apex
+        self.include_apex, self.sampling = include_apex, sampling
         self.recipe, self.size, self.align, self.grey, self.diff_gain = recipe, size, align, grey, diff_gain
         self.augment = augment if augment is not None else Augment()
         self.regions = regions or REGIONS
