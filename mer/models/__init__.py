@@ -11,7 +11,8 @@ from typing import Callable
 from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_MODULES = ["mer.models.resnet", "mer.models.atm_gcn", "mer.models.cva_fpf", "mer.models.gam_mer", "mer.models.tdsgcn"]
+_MODULES = ["mer.models.resnet", "mer.models.atm_gcn", "mer.models.cva_fpf", "mer.models.gam_mer", "mer.models.tdsgcn",
+            "mer.models.mer_gcn"]
 
 
 def register(name: str):
