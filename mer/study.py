@@ -26,6 +26,17 @@ class Job:
     params_file: Path
 
 
+def method_notebook(method: str, pfile: Path | None = None) -> Path:
+    """A method's notebook: notebooks/NN_<method>.ipynb, or with a descriptive suffix,
+    NN_<method>_<words>.ipynb; exactly one must exist."""
+    folder = project_root() / "notebooks"
+    nbs = sorted({*folder.glob(f"[0-9][0-9]_{method}.ipynb"), *folder.glob(f"[0-9][0-9]_{method}_*.ipynb")})
+    if len(nbs) != 1:
+        raise FileNotFoundError(f"{pfile or method}: expected one notebook notebooks/NN_{method}[_words].ipynb, "
+                                f"found {[n.name for n in nbs]}")
+    return nbs[0]
+
+
 def find_jobs(dataset: str = "synth", methods: list[str] | None = None) -> list[Job]:
     root = project_root()
     jobs = []
@@ -33,10 +44,7 @@ def find_jobs(dataset: str = "synth", methods: list[str] | None = None) -> list[
         method = pfile.parent.name
         if methods and method not in methods:
             continue
-        nbs = sorted((root / "notebooks").glob(f"[0-9][0-9]_{method}.ipynb"))
-        if len(nbs) != 1:
-            raise FileNotFoundError(f"{pfile}: expected one notebook notebooks/NN_{method}.ipynb, found {len(nbs)}")
-        jobs.append(Job(method, nbs[0], pfile))
+        jobs.append(Job(method, method_notebook(method, pfile), pfile))
     jobs.sort(key=lambda j: j.notebook.name)  # notebook order: 00_baseline first, later notebooks compare with it
     if methods:
         unknown = set(methods) - {j.method for j in jobs}

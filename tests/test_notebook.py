@@ -4,10 +4,11 @@ import json
 import re
 
 import pandas as pd
+import pytest
 
 from mer.data.synth import SynthConfig, generate
 from mer.report.html import build_report
-from mer.study import execute, find_jobs, to_html
+from mer.study import execute, find_jobs, method_notebook, to_html
 from mer.paths import project_root
 
 
@@ -67,9 +68,22 @@ def test_baseline_notebook_through_papermill(tmp_path):
 def test_every_synth_params_file_has_its_notebook():
     jobs = find_jobs("synth")
     # the baseline runs before the notebooks that compare with it
-    assert [j.method for j in jobs][:5] == ["baseline", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
+    assert [j.method for j in jobs][:6] == ["baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
     for j in jobs:
-        assert j.notebook.name.endswith(f"_{j.method}.ipynb")
+        assert re.fullmatch(rf"\d\d_{j.method}(_\w+)?\.ipynb", j.notebook.name), j.notebook.name
+
+
+def test_find_jobs_refuses_two_notebooks_for_one_method(tmp_path, monkeypatch):
+    import mer.study
+    for d in ("params/m", "notebooks"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "params" / "m" / "synth.yaml").write_text("dataset: synth\n")
+    (tmp_path / "notebooks" / "07_m.ipynb").write_text("{}")
+    monkeypatch.setattr(mer.study, "project_root", lambda: tmp_path)
+    assert [j.notebook.name for j in find_jobs("synth")] == ["07_m.ipynb"]
+    (tmp_path / "notebooks" / "08_m_long_name.ipynb").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="expected one notebook"):
+        find_jobs("synth")
 
 
 def test_params_files_only_use_declared_parameters():
@@ -80,7 +94,7 @@ def test_params_files_only_use_declared_parameters():
     root = project_root()
     for pfile in sorted((root / "params").glob("*/*.yaml")):
         method = pfile.parent.name
-        nb_path = next((root / "notebooks").glob(f"[0-9][0-9]_{method}.ipynb"))
+        nb_path = method_notebook(method, pfile)
         nb = nbformat.read(str(nb_path), as_version=4)
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         declared = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
@@ -127,6 +141,23 @@ def test_atm_gcn_notebook_through_papermill(tmp_path):
     check_rendered(run_dir, executed, ("examples", "curves", "confusion", "per_class", "ablations", "attention"),
                    ("reported", "p4 Table I", "no baseline run in",
                     "forget rate f"))  # the last: the Adaptive-TM diagnostic ran
+
+
+def test_mer_gcn_notebook_through_papermill(tmp_path):
+    data_root = tiny_synth(tmp_path, frames=(12, 16))
+    run_dir = tmp_path / "outputs" / "synth" / "mer_gcn"
+    params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "frames": 3, "epochs": 1,
+              "batch_size": 8, "ablations": ["GCN", "GCN + Transformer"], "ablation_folds": 2, "five_crop": 0.875,
+              "workers": 1, "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
+    executed = run_dir / "01_mer_gcn_transformer.ipynb"
+    execute(project_root() / "notebooks" / "01_mer_gcn_transformer.ipynb", executed, params, progress=False)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["method"] == "mer_gcn" and m["n_clips"] == 12 and m["params"]["frames"] == 3
+    assert [a["variant"] for a in m["ablations"]] == ["GCN", "GCN + Transformer"]
+    check_rendered(run_dir, executed, ("examples", "au_cooccurrence", "au_graph", "curves", "confusion", "per_class",
+                                       "ablations"),
+                   ("reported", "p1 Tables 2-3, GCN + Transformer", "no baseline run in", "hops from anchor",
+                    "annotated AUs that are not nodes", "optimizer steps per fold"))
 
 
 def test_cva_fpf_notebook_through_papermill(tmp_path):

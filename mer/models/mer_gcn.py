@@ -47,9 +47,26 @@ The network (:class:`MERGCN`):
   features over time instead; ``use_gcn=False`` ("Transformer model") feeds the CNN node
   features straight to the pyramid pooling.
 
-Paper settings not used by the quick profile: 150 frames, 256 px input, SGD lr 1e-3 momentum 0.9, batch 32, 400 epochs, lr halved at 20 000 iterations,
-five-crop augmentation (params/mer_gcn/casme2.yaml). The paper's "learning rate decay
-1e-10" is left out (it changes nothing at that size).
+Paper settings not used by the quick profile: 150 frames, 256 px input, SGD lr 1e-3
+momentum 0.9, batch 32, 400 epochs, lr halved at 20 000 iterations, five-crop augmentation
+(params/mer_gcn/casme2.yaml). The paper's "learning rate decay 1e-10" is left out (it
+changes nothing at that size). At 400 epochs of batch 32 a CASME II fold takes about
+3 200 optimizer steps, so the 20 000-iteration halving is never reached; the notebook
+prints the count for the data it runs on.
+
+The quick profile (SynthME, 2 CPU cores; all numbers synthetic; 64 px, AdamW wd 1e-2,
+cosine, batch 16, shift 1 px and jitter 0.1; the baseline scores 0.565 LOSO and 0.342
+grouped 3-fold there):
+    a CNN per landmark patch (54 patches of 12 px, T = 8): 0.38 s per step of 16 clips,
+        3-fold UF1 0.26 in 15 epochs: too slow for the 3-minute budget
+    one CNN per frame read at the landmarks (this module), 3-fold, 15 epochs:
+        strides (1, 2) T = 8: 0.34; strides (2, 1) T = 4: 0.42 (GCN only 0.45)
+    strides (2, 1), T = 4 with the apex frame, 12 epochs, lr 2e-3: 3-fold 0.41, LOSO 0.509
+        (106 s of training); lr 3e-3 or narrower CNNs: 3-fold 0.23-0.32
+    T = 3 (onset, apex, offset): 3-fold 0.31 (12 epochs) / 0.47 (15 epochs): 3-fold
+        numbers on 120 clips move by 0.1-0.2 with a setting, so little was read into them
+The quick profile is the LOSO row. It was picked on the same SynthME quick set it is then
+scored on, so its number carries some selection optimism.
 """
 from __future__ import annotations
 

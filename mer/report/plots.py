@@ -210,3 +210,60 @@ def grid_heatmap(table: pd.DataFrame, rows: str, cols: str, value: str = "uf1", 
     ax.set_title(title or f"{value} over {rows} x {cols}")
     fig.tight_layout()
     return fig
+
+
+def au_cooccurrence(matrix: np.ndarray, aus, title: str = ""):
+    """P(column AU | row AU) as a heat map (e.g. averaged over folds)."""
+    names = [f"AU{a}" for a in aus]
+    fig, ax = plt.subplots(figsize=(0.42 * len(names) + 2.2, 0.38 * len(names) + 1.6))
+    sns.heatmap(pd.DataFrame(matrix, index=names, columns=names), vmin=0, vmax=1, cmap="viridis", square=True,
+                annot=len(names) <= 20, fmt=".2f", annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7}, ax=ax)
+    ax.set(xlabel="j (co-occurring AU)", ylabel="i (given AU)")
+    ax.set_title(title or "AU co-occurrence P(j | i)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def au_graph(positions: np.ndarray, subsets: np.ndarray, aus, hops: np.ndarray, face: np.ndarray | None = None,
+             title: str = ""):
+    """Left: the AU nodes at their positions (the mean of their region's landmarks; bilateral
+    regions average onto the midline) on ``face``. Right: the graph in a circle, nodes in
+    face order from the top, an arrow j -> i for each neighbour j of root i coloured by its
+    subset (centripetal blue, centrifugal orange, same distance grey) and as wide as its
+    weight; the red number is the hop distance from the anchor."""
+    n = len(aus)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.2))
+    if face is not None:
+        left.imshow(face, cmap="gray" if face.ndim == 2 else None, alpha=0.6)
+    left.scatter(positions[:, 0], positions[:, 1], s=14, c="tab:red", zorder=3)
+    for k, ((x, y), a) in enumerate(zip(positions, aus)):  # labels alternate sides: midline nodes crowd
+        left.annotate(f"AU{a}", (x, y), xytext=(14 if k % 2 else -14, 0), textcoords="offset points", fontsize=6,
+                      ha="left" if k % 2 else "right", va="center", arrowprops=dict(arrowstyle="-", lw=0.4))
+    left.set(xticks=[], yticks=[], aspect="equal")
+    if face is None:
+        left.invert_yaxis()
+    left.set_title("node positions", fontsize=9)
+    order = np.lexsort((positions[:, 0], positions[:, 1]))
+    angle = np.empty(n)
+    angle[order] = np.pi / 2 - 2 * np.pi * np.arange(n) / n
+    xy = np.c_[np.cos(angle), np.sin(angle)]
+    colours = ("0.55", "tab:blue", "tab:orange")
+    off = ~np.eye(n, dtype=bool)
+    top = max(float(subsets[:, off].max(initial=0.0)), 1e-9)
+    for k, colour in enumerate(colours):
+        for i, j in zip(*np.nonzero(subsets[k] * off)):
+            right.annotate("", xy=xy[i], xytext=xy[j],
+                           arrowprops=dict(arrowstyle="-|>", color=colour, lw=0.4 + 2.6 * subsets[k, i, j] / top,
+                                           alpha=0.8, shrinkA=9, shrinkB=9, connectionstyle="arc3,rad=0.1"))
+    right.scatter(xy[:, 0], xy[:, 1], s=320, c="white", edgecolors="k", zorder=3)
+    for (x, y), a, h in zip(xy, aus, hops):
+        right.text(x, y, f"{a}", ha="center", va="center", fontsize=7, zorder=4)
+        right.text(1.18 * x, 1.18 * y, f"{int(h)}", ha="center", va="center", fontsize=7, color="tab:red")
+    handles = [plt.Line2D([], [], color=c, lw=2, label=l)
+               for c, l in zip(colours, ("same distance (root subset)", "centripetal", "centrifugal"))]
+    right.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(-0.05, -0.08))
+    right.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), xticks=[], yticks=[], aspect="equal")
+    right.set_title("edges j -> i by subset (red: hops from the anchor)", fontsize=9)
+    fig.suptitle(title or "AU graph", fontsize=10)
+    fig.tight_layout()
+    return fig
