@@ -4,7 +4,8 @@ Transformer encoder over the frame sequence, a classification head.
 
 The graph (:func:`au_graph`, built per fold from the *training* clips only):
 - nodes are the AUs of a vocabulary (:data:`AU_REGIONS`); each has a 2D position, the mean
-  of its facial region's landmarks averaged over the training clips' aligned apex frames;
+  of its facial region's landmarks averaged over the training clips' aligned apex frames
+  (bilateral regions average onto the midline);
 - adjacency from AU co-occurrence: counts C[i, j] = training clips annotated with both i
   and j (C[i, i]: clips with i), A[i, j] = P(j | i) = C[i, j] / C[i, i]; an AU no training
   clip has gives a zero row (no NaN), and every node keeps its self loop;
@@ -14,9 +15,7 @@ The graph (:func:`au_graph`, built per fold from the *training* clips only):
   a full breadth-first search (not capped at one hop: ST-GCN's reference code caps them at
   max_hop, so farther nodes get distance inf and all fall into the root subset). The
   paper's centre is the mean position of all nodes; the search starts from the node
-  nearest that point (the *anchor*). A component of the graph that does not contain the
-  anchor gets its own anchor, its node nearest the centre (assumption: the paper's graph
-  is connected; co-occurrence graphs need not be, SynthME's is not).
+  nearest that point (the *anchor*);
 - each subset's matrix holds the A[i, j] of its edges, rows normalised so that the three
   subsets of a row sum to 1 (a weighted mean over the neighbourhood, as ST-GCN normalises).
 
@@ -24,28 +23,39 @@ The network (:class:`MERGCN`):
 - node features per frame: a small CNN over the frame and its change from the onset frame
   (:class:`~mer.preprocess.landmark_frames.LandmarkFrames`), its feature map read at each
   landmark (bilinear), so a node sees the window its receptive field covers around the
-  landmark (7 px at 64 px in the quick config, 15 px at 256 px in the paper config); an AU node is the mean over its region's
-  landmarks plus a learned per-AU embedding (assumption: the paper says only "a small
-  window based on landmarks"; one CNN over the frame costs a tenth of a CNN per landmark
-  patch, 54 of them, on a CPU; the embedding tells apart AUs whose regions overlap, such
-  as AU12 and AU14);
+  landmark (7 px at 64 px in the quick config, 15 px at 256 px in the paper config); an
+  AU node is the mean over its region's landmarks plus a learned per-AU embedding;
 - 9 graph-conv units (paper section 1.2: 3 each at 64, 128, 256 channels; the reference
   code's 10th unit is left out): a 1x1 convolution to 3 x out channels, the sum over
   subsets of X A_k (times a learnable edge-importance mask initialised to ones), BN, ReLU,
   a temporal convolution, BN, dropout, a residual connection (ST-GCN's unit);
 - spatial pyramid pooling (levels 1, 2, 4; max pooling) over the nodes of each frame,
-  nodes ordered top to bottom on the face, so the bins are bands of the face
-  (assumption: the paper pools the "node graph" without saying along which axis; pooling
-  over nodes per frame keeps the frame sequence for the Transformer). Adaptive bins: the
-  paper's size ceil(a/n) and stride floor(a/n) give n bins only for some a;
+  nodes ordered top to bottom on the face, so the bins are bands of the face;
 - a linear map to d_model, a learned class token, sinusoidal positions, a Transformer
-  encoder (paper: N = 6, d_model = 512; 8 heads, the standard, as the paper gives none;
-  post-norm, "LayerNorm(x + Sublayer(x))"), the class token's output -> LayerNorm -> FC.
-  Simplification, stated: the paper's encoder-decoder whose decoder emits class scores is
-  replaced by the encoder and a classification head.
+  encoder (paper: N = 6, d_model = 512; post-norm, "LayerNorm(x + Sublayer(x))"), the
+  class token's output -> LayerNorm -> FC.
 - Table 2's ablation: ``use_transformer=False`` ("GCN") averages the projected frame
   features over time instead; ``use_gcn=False`` ("Transformer model") feeds the CNN node
   features straight to the pyramid pooling.
+
+Assumptions (not stated in the paper; each is a parameter or a table here):
+- assumption: the AU regions of :data:`AU_REGIONS` (FACS descriptions mapped to the
+  68-point scheme) and the default vocabulary of the 17 AUs they cover.
+- assumption: a component of the co-occurrence graph without the anchor gets its own
+  anchor, its node nearest the centre (the paper's graph is presumably connected;
+  co-occurrence graphs need not be, SynthME's is not).
+- assumption: node features read one CNN's feature map at the landmarks; the paper says
+  only "a small window based on landmarks". A CNN per landmark patch (54 of them) cost ten
+  times as much on a CPU. The per-AU embedding tells apart AUs whose regions overlap
+  (AU12, AU14). Every frame is read at the apex frame's landmarks (faces are aligned once
+  per clip; only the onset and apex frames have landmarks).
+- assumption: the pyramid pools over the nodes of each frame; the paper pools the "node
+  graph" without saying along which axis, and pooling per frame keeps the sequence for
+  the Transformer. Bins are adaptive: the paper's size ceil(a/n) and stride floor(a/n)
+  give n bins only for some a.
+- assumption: 8 attention heads (the paper gives none; 8 is the standard).
+- simplification: the paper's encoder-decoder, whose decoder emits class scores, is the
+  encoder with a classification head.
 
 Paper settings not used by the quick profile: 150 frames, 256 px input, SGD lr 1e-3
 momentum 0.9, batch 32, 400 epochs, lr halved at 20 000 iterations, five-crop augmentation
