@@ -21,7 +21,7 @@ class MagnifierConfig:
     model: str = "quick"                 # ST-MEMM size: quick | paper
     pairs: PairConfig = field(default_factory=lambda: PairConfig(size=48, supersample=8))
     n_pairs: int = 1500                  # procedural training pairs (generated once, cached)
-    steps: int = 4000
+    steps: int = 8000
     batch_size: int = 8
     lr: float = 1e-3                     # Adam, no weight decay (the paper: 1e-5, batch 4, on a GPU)
     schedule: str = "cosine"             # learning rate over the steps: constant | cosine (to 0)

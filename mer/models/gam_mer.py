@@ -31,7 +31,8 @@ patches, AdamW lr 3e-3, wd 1e-2, cosine, batch 16; the baseline scores 0.342 the
     Eulerian, alpha 8-15 / 5      0.29    0.52    0.63
     Eulerian, 40 epochs: 24 px patches 0.41; difference gain 10 instead of 5: 0.45
 The quick profile (params/gam_mm_mer/synth.yaml) uses 40 epochs. LOSO synthetic UF1 with
-ST-MEMM (quick) 0.325, raw apex 0.607, Eulerian 0.574. ST-MEMM is below both, with
+ST-MEMM (quick, 8000 steps) 0.339 (0.325 with the earlier 4000-step magnifier), raw
+apex 0.607, Eulerian 0.574. ST-MEMM is below both, with
 intervals clear of zero; the notebook shows why.
 """
 from __future__ import annotations
