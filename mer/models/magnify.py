@@ -34,7 +34,7 @@ Assumptions (not stated in the paper; each is a parameter):
 
 Status (quick config, CPU): within the 25% target by the median ratio, at alpha 5 and 10.
 The quick config trains on 1500 procedural pairs at 48 px, batch 8, Adam 1e-3 with a
-cosine schedule, 8000 steps (about 14 min on 2 CPU cores; once, then cached). The ratio
+cosine schedule, 8000 steps (14-15 min on 2 CPU cores; once, then cached). The ratio
 is measured motion / (alpha * d), the median over held-out pairs with |d| 0.2-0.5 px at
 64 px. On the notebook's check (seed 1, 30 pairs) it is 0.79 at alpha 5 and 0.79 at
 alpha 10, with 63% / 52% of single pairs within 25% (the true target, measured the same
