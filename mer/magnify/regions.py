@@ -13,11 +13,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from mer.magnify.eulerian import magnify_pair
-from mer.preprocess.dataset import REGIONS, ClipDataset, region_patches
+from mer.preprocess.dataset import REGIONS, ClipDataset, FoldView, region_patches
 
 Magnify = Callable[[np.ndarray, np.ndarray, float], np.ndarray]  # stacks (N, H, W, 3) uint8 -> (N, H, W, 3)
 
@@ -95,23 +94,14 @@ class MagnifiedRegions:
     def __getitem__(self, i: int):
         return self.item(i, self.test_alpha), int(self.labels[i])
 
-    def subset(self, idx: np.ndarray, train: bool) -> "RegionView":
-        return RegionView(self, np.asarray(idx), train)
-
-
-class RegionView(Dataset):
-    """Rows ``idx``; training views draw a training alpha per item (torch's seeded RNG)."""
-
-    def __init__(self, base: MagnifiedRegions, idx: np.ndarray, train: bool):
-        self.base, self.idx, self.train = base, idx, train
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, i: int):
-        j = int(self.idx[i])
-        if self.train:
-            alpha = self.base.train_alphas[int(torch.randint(len(self.base.train_alphas), ()))]
+    def draw(self, i: int, train: bool) -> torch.Tensor:
+        """Item ``i`` at a training alpha drawn per item (torch's seeded RNG) when ``train``,
+        else at the test alpha."""
+        if train:
+            alpha = self.train_alphas[int(torch.randint(len(self.train_alphas), ()))]
         else:
-            alpha = self.base.test_alpha
-        return self.base.item(j, alpha, self.train), int(self.base.labels[j])
+            alpha = self.test_alpha
+        return self.item(i, alpha, train)
+
+    def subset(self, idx: np.ndarray, train: bool) -> FoldView:
+        return FoldView(self, np.asarray(idx), train)

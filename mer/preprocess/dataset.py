@@ -245,22 +245,27 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int):
         return self.item(i), int(self.labels[i])
 
+    def draw(self, i: int, train: bool):
+        """Sample ``i`` as a fold's view gives it: augmented when ``train``."""
+        return self.item(i, self.augment if train else None)
+
     def subset(self, idx: np.ndarray, train: bool) -> "FoldView":
-        return FoldView(self, np.asarray(idx), self.augment if train else None)
+        return FoldView(self, np.asarray(idx), train)
 
 
 class FoldView(Dataset):
-    """Rows ``idx`` of a :class:`ClipDataset`; augmentation draws from torch's seeded RNG."""
+    """Rows ``idx`` of a clip dataset (anything with ``labels`` and ``draw(i, train)``, which
+    gives item i, with its training-time draws from torch's seeded RNG when ``train``)."""
 
-    def __init__(self, base: ClipDataset, idx: np.ndarray, augment: Augment | None):
-        self.base, self.idx, self.augment = base, idx, augment
+    def __init__(self, base, idx: np.ndarray, train: bool):
+        self.base, self.idx, self.train = base, idx, train
 
     def __len__(self) -> int:
         return len(self.idx)
 
     def __getitem__(self, i: int):
         j = int(self.idx[i])
-        return self.base.item(j, self.augment), int(self.base.labels[j])
+        return self.base.draw(j, self.train), int(self.base.labels[j])
 
 
 class AUVectors(Dataset):

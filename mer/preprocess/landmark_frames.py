@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from mer.preprocess.dataset import Augment, ClipDataset
+from mer.preprocess.dataset import Augment, ClipDataset, FoldView
 
 # Order of the five crops: top-left, top-right, bottom-left, bottom-right, centre.
 FIVE_CROPS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
@@ -111,17 +111,8 @@ class LandmarkFrames(Dataset):
     def __getitem__(self, i: int):
         return self.item(i), int(self.labels[i])
 
-    def subset(self, idx: np.ndarray, train: bool) -> "LandmarkView":
-        return LandmarkView(self, np.asarray(idx), train)
+    def draw(self, i: int, train: bool) -> dict[str, torch.Tensor]:
+        return self.item(i, train)
 
-
-class LandmarkView(Dataset):
-    def __init__(self, base: LandmarkFrames, idx: np.ndarray, train: bool):
-        self.base, self.idx, self.train = base, idx, train
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, i: int):
-        j = int(self.idx[i])
-        return self.base.item(j, self.train), int(self.base.labels[j])
+    def subset(self, idx: np.ndarray, train: bool) -> FoldView:
+        return FoldView(self, np.asarray(idx), train)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from mer.preprocess.dataset import Augment, ClipDataset
+from mer.preprocess.dataset import Augment, ClipDataset, FoldView
 
 NO_AUGMENT = Augment(flip=False, rotate=0.0, pad=0, jitter=0.0)
 
@@ -83,20 +83,10 @@ class TwoStream(Dataset):
     def __getitem__(self, i: int):
         return self.item(i), int(self.labels[i])
 
-    def subset(self, idx: np.ndarray, train: bool) -> "TwoStreamView":
-        return TwoStreamView(self, np.asarray(idx), train and self.flip)
+    def draw(self, i: int, train: bool) -> dict[str, torch.Tensor]:
+        """Item ``i``, flipped with probability 1/2 (torch's seeded RNG) when ``train`` and
+        ``flip``."""
+        return self.item(i, train and self.flip and bool(torch.rand(()) < 0.5))
 
-
-class TwoStreamView(Dataset):
-    """Rows ``idx`` of a :class:`TwoStream`; ``flip`` draws from torch's seeded RNG."""
-
-    def __init__(self, base: TwoStream, idx: np.ndarray, flip: bool):
-        self.base, self.idx, self.flip = base, idx, flip
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, i: int):
-        j = int(self.idx[i])
-        flip = self.flip and bool(torch.rand(()) < 0.5)
-        return self.base.item(j, flip), int(self.base.labels[j])
+    def subset(self, idx: np.ndarray, train: bool) -> FoldView:
+        return FoldView(self, np.asarray(idx), train)
