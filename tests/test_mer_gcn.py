@@ -89,6 +89,8 @@ def test_the_graph_comes_from_training_subjects_only():
     # the model of the fold carries that graph
     m = models.create("mer_gcn", num_classes=2, graph=graph)
     assert torch.allclose(m.subsets, torch.from_numpy(graph.subsets).float())
+    with pytest.raises(ValueError, match="differs from the graph"):
+        models.create("mer_gcn", num_classes=2, graph=graph, vocabulary=(1, 2))
     with pytest.raises(ValueError, match="landmarks_apex"):
         fold_graph(clips.drop(columns="landmarks_apex"), fold.train_idx)
 

@@ -313,7 +313,7 @@ class MERGCN(nn.Module):
     (:class:`~mer.preprocess.landmark_frames.LandmarkFrames`); output class logits. The AU graph's subsets and the node order are
     buffers, so a saved fold model carries the graph it was trained with."""
 
-    def __init__(self, num_classes: int, graph: AUGraph | None = None, vocabulary: Sequence[int] = DEFAULT_AUS,
+    def __init__(self, num_classes: int, graph: AUGraph | None = None, vocabulary: Sequence[int] | None = None,
                  config: str = "quick", use_gcn: bool = True, use_transformer: bool = True, **overrides):
         super().__init__()
         if config not in CONFIGS:
@@ -322,8 +322,9 @@ class MERGCN(nn.Module):
         unknown = set(overrides) - set(CONFIGS[config])
         if unknown:
             raise ValueError(f"unknown MER-GCN settings {sorted(unknown)}")
-        if graph is not None:
-            vocabulary = graph.vocabulary
+        if graph is not None and vocabulary is not None and tuple(int(a) for a in vocabulary) != graph.vocabulary:
+            raise ValueError(f"vocabulary {tuple(vocabulary)} differs from the graph's {graph.vocabulary}")
+        vocabulary = graph.vocabulary if graph is not None else (vocabulary or DEFAULT_AUS)
         self.vocabulary = tuple(int(a) for a in vocabulary)
         self.landmarks, membership = region_membership(self.vocabulary)
         v = len(self.vocabulary)
