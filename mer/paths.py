@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,21 @@ def run_dir(dataset: str, method: str, output_dir: str | os.PathLike | None = No
     path = Path(output_dir) if output_dir else outputs_dir() / dataset / method
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def safe_name(name: object) -> str:
+    """``name`` (a fold, clip or variant name) as one path component: unchanged when it is
+    already plain (letters, digits, ``.``, ``_``, ``-``), otherwise every other character
+    becomes ``_`` and a short hash of the original is appended, so two names never share a
+    file (``casme2/sub01`` -> ``casme2_sub01-<hash>``). The only place a name becomes a path."""
+    text = str(name)
+    if _SAFE.fullmatch(text) and len(text) <= 120:
+        return text
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:80] or "name"
+    return f"{plain}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:

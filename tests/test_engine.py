@@ -8,6 +8,7 @@ from torch import nn
 
 from mer import models
 from torch.utils.data import Dataset
+from mer.paths import safe_name
 from mer.train import engine, splits
 
 CLASSES = ("a", "b", "c")
@@ -88,7 +89,7 @@ def test_run_variants_rows_and_per_variant_predictions(tmp_path):
     table = engine.run_variants({"small": (ds, small_model, "s"), "wide + x": (ds, wide, "w")}, folds, CFG,
                                 tmp_path, CLASSES, "grouped 2-fold", progress=False, results=kept)
     assert list(table["variant"]) == ["small", "wide + x"] and set(table["folds"]) == {"grouped 2-fold"}
-    assert (tmp_path / "small" / "folds").is_dir() and (tmp_path / "wide___x" / "folds").is_dir()
+    assert (tmp_path / "small" / "folds").is_dir() and (tmp_path / safe_name("wide + x") / "folds").is_dir()
     assert set(kept) == {"small", "wide + x"} and len(kept["small"].predictions) == len(ds.labels)
     assert kept["wide + x"].metrics["uf1"] == table.set_index("variant").loc["wide + x", "uf1"]
 
@@ -113,7 +114,7 @@ def test_resume_skips_finished_folds_and_matches_uninterrupted(tmp_path):
 
     def crashing():
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 4:  # call 1 builds the architecture whose code versions the run
             raise KeyboardInterrupt("stopped during fold 3")
         return small_model()
 
@@ -125,7 +126,7 @@ def test_resume_skips_finished_folds_and_matches_uninterrupted(tmp_path):
 
     calls["n"] = 10
     resumed = engine.run_cv(ds, folds, crashing, CFG, tmp_path / "run", CLASSES, progress=False)
-    assert calls["n"] == 10 + len(folds) - 2  # folds 1-2 were not retrained
+    assert calls["n"] == 10 + 1 + len(folds) - 2  # the architecture once; folds 1-2 were not retrained
     assert resumed.folds_resumed == 2
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert resumed.metrics == full.metrics
@@ -217,3 +218,99 @@ def test_fit_steps_the_milestone_schedule_per_iteration():
     # the lr each epoch ended with: 2 steps (before the milestone), then 4 and 6 (after it);
     # a per-epoch schedule would still be at 0.1 after epoch 2
     assert [round(r["lr"], 4) for r in fitted.curve] == [0.1, 0.05, 0.05]
+
+
+def test_composite_fold_names_become_safe_file_names_and_resume(tmp_path):
+    ds = ToyData(n_subjects=3)
+    ds.clips["subject"] = ["casme2/sub01"] * 9 + ["samm/006"] * 9 + ["smic/s1 x"] * 9
+    folds = splits.loso(ds.clips)
+    run = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["samm/006"])
+    files = sorted(p.name for p in (tmp_path / "folds").iterdir())
+    assert len(files) == 4 and all("/" not in f and " " not in f for f in files)  # 3 records + 1 weights file
+    assert safe_name("casme2/sub01") + ".json" in files and safe_name("samm/006") + ".pt" in files
+    assert safe_name("casme2/sub01") != safe_name("casme2_sub01") and safe_name("sub01") == "sub01"
+    record = json.loads((tmp_path / "folds" / (safe_name("casme2/sub01") + ".json")).read_text())
+    assert record["fold"] == "casme2/sub01" and record["test_subjects"] == ["casme2/sub01"]
+    assert list(run.per_fold["fold"]) == ["casme2/sub01", "samm/006", "smic/s1 x"]
+    assert engine.load_fold_model(tmp_path, "samm/006", small_model) is not None
+    again = engine.run_cv(ds, folds, small_model, CFG, tmp_path, CLASSES, progress=False, save_models=["samm/006"])
+    assert again.folds_resumed == 3 and again.folds_stale == 0 and again.metrics == run.metrics
+
+
+def _module_model(path, body: str):
+    """A model class from a source file imported as a ``mer.`` module, so its code version
+    comes from that file."""
+    import importlib.util
+    import sys
+    path.write_text(body)
+    spec = importlib.util.spec_from_file_location("mer._probe_model", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mer._probe_model"] = module
+    spec.loader.exec_module(module)
+    return module.Probe
+
+
+PROBE = """from torch import nn
+
+
+class Probe(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(16, 3))
+"""
+
+
+def test_stale_folds_from_other_code_or_other_frames_are_recomputed(tmp_path, capsys):
+    import sys
+    ds = ToyData(n_subjects=3)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(len(ds.clips)):
+        (frames / f"{i}.jpg").write_bytes(b"x" * 10)
+    ds.clips = ds.clips.assign(frames=[[str(frames / f"{i}.jpg")] for i in range(len(ds.clips))], onset=1, apex=1,
+                               offset=1)
+    folds = splits.loso(ds.clips)
+    try:
+        probe = _module_model(tmp_path / "probe_v1.py", PROBE)
+        first = engine.run_cv(ds, folds, probe, CFG, tmp_path / "run", CLASSES, progress=False)
+        assert first.folds_resumed == 0 and first.folds_stale == 0
+        same = engine.run_cv(ds, folds, probe, CFG, tmp_path / "run", CLASSES, progress=False)
+        assert same.folds_resumed == 3 and same.folds_stale == 0 and same.metrics == first.metrics
+        assert same.resume_note == "[3 of 3 folds resumed from disk]"
+
+        # a fix to the model's source (here: one comment) makes every fold stale
+        fixed = _module_model(tmp_path / "probe_v2.py", PROBE + "# fixed\n")
+        rerun = engine.run_cv(ds, folds, fixed, CFG, tmp_path / "run", CLASSES, progress=False)
+        assert rerun.folds_resumed == 0 and rerun.folds_stale == 3
+        assert "3 stale fold record(s)" in rerun.resume_note and "3 stale fold record(s)" in capsys.readouterr().out
+        assert rerun.metrics == first.metrics  # same weights and data: the recomputed folds agree
+        assert engine.run_cv(ds, folds, fixed, CFG, tmp_path / "run", CLASSES, progress=False).folds_resumed == 3
+
+        # other source frames: one frame file rewritten, or the same files at another path
+        (frames / "4.jpg").write_bytes(b"y" * 12)
+        assert engine.run_cv(ds, folds, fixed, CFG, tmp_path / "run", CLASSES, progress=False).folds_stale == 3
+        moved = tmp_path / "Cropped"
+        frames.rename(moved)
+        ds.clips["frames"] = [[str(moved / f"{i}.jpg")] for i in range(len(ds.clips))]
+        assert engine.run_cv(ds, folds, fixed, CFG, tmp_path / "run", CLASSES, progress=False).folds_stale == 3
+        # another apex annotation of one clip
+        ds.clips.loc[5, "apex"] = 2
+        assert engine.run_cv(ds, folds, fixed, CFG, tmp_path / "run", CLASSES, progress=False).folds_stale == 3
+        assert engine.run_cv(ds, folds, fixed, CFG, tmp_path / "run", CLASSES, progress=False).folds_resumed == 3
+    finally:
+        sys.modules.pop("mer._probe_model", None)
+
+
+def test_mixed_precision_trains_and_is_off_on_cpu_by_default():
+    cpu = torch.device("cpu")
+    assert engine.amp_dtype("auto", cpu) is None and engine.amp_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert engine.amp_dtype("fp16", cpu) == torch.float16
+    with pytest.raises(ValueError, match="unknown amp"):
+        engine.amp_dtype("half", cpu)
+    ds = ToyData()
+    cfg = engine.TrainConfig(epochs=25, batch_size=12, lr=0.05, scheduler="none", amp="bf16")
+    torch.manual_seed(0)
+    res = engine.fit(small_model(), ds.subset(np.arange(12), True), cfg, seed=0, device=cpu, progress=False)
+    assert res.curve[-1]["loss"] < 0.5 * res.curve[0]["loss"]  # trains under bf16 autocast
+    probs = engine.predict(small_model(), ds.subset(np.arange(5), False), cpu, amp="bf16")
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(1), 1, atol=1e-5)

@@ -148,6 +148,20 @@ def test_loss_falls_on_a_tiny_batch_and_runs_are_deterministic():
     assert torch.equal(outs[0], outs[1])
 
 
+def test_trains_under_mixed_precision():
+    """The sparse Chebyshev products run in float32 inside autocast (bf16 and fp16 backward
+    used to fail on the float32 Laplacian: what a CUDA run gets by default)."""
+    x = dict(spatial=torch.randn(4, 1, 12, 12), temporal=torch.randn(4, 3, 12, 12))
+    for dtype in (torch.bfloat16, torch.float16):
+        torch.manual_seed(0)
+        model = models.create("tdsgcn", num_classes=3, side=12, layers=TINY, fc=8)
+        with torch.autocast("cpu", dtype=dtype):
+            loss = torch.nn.functional.cross_entropy(model(**x).float(), torch.tensor([0, 1, 2, 0]))
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
 class ToySGCNData(ToyData):
     """The engine's toy data as TDSGCN inputs (one spatial channel, the blob image's mean)."""
 

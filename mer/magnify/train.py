@@ -101,7 +101,7 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
             window = []
     record = {"config": asdict(cfg), "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomic(path, lambda tmp: torch.save({**record, "state": model.cpu().state_dict()}, tmp))
+    replace_atomic(path, lambda tmp: torch.save({**record, "state": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp))
     return model.eval(), record
 
 

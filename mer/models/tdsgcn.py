@@ -90,6 +90,12 @@ class ChebConv(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
 
     def forward(self, x: torch.Tensor, lap: torch.Tensor) -> torch.Tensor:
+        # In float32 even under mixed precision: the sparse products' backward refuses a
+        # half-precision gradient against the float32 Laplacian.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._filter(x.float(), lap)
+
+    def _filter(self, x: torch.Tensor, lap: torch.Tensor) -> torch.Tensor:
         n, b, c = x.shape
         t0 = x.reshape(n, b * c)
         terms = [t0]
@@ -169,7 +175,7 @@ class SGCN(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         saved = state_dict.get(prefix + "neighbours")
-        if saved is not None and (saved.shape != self.neighbours.shape or not torch.equal(saved, self.neighbours)):
+        if saved is not None and (saved.shape != self.neighbours.shape or not torch.equal(saved.to(self.neighbours.device), self.neighbours)):
             error_msgs.append(f"{prefix}neighbours: the weights were trained on another {self.p}+{self.q} graph "
                               f"(different side, T or graph_seed); build the model with the same graph")
             return

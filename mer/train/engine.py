@@ -9,6 +9,7 @@ everything that determines them, and reused on a rerun.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,9 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mer.paths import content_key, replace_atomic
+from mer.paths import content_key, replace_atomic, safe_name
 from mer.train.losses import make_loss
 from mer.train.metrics import HEADLINE, headline, scores
+from mer.train.provenance import code_version, frames_key
 from mer.train.splits import Fold, check_disjoint
 
 
@@ -52,12 +54,14 @@ class TrainConfig:
     val_subjects: float = 0.2  # with patience: that share of the fold's training subjects (at least 1)
     lr_milestones: tuple[int, ...] = ()  # milestones only: optimizer steps (iterations) at which the lr is
     milestone_gamma: float = 0.5  # multiplied by this (p1: halved at 20 000 iterations)
+    amp: str = "auto"  # mixed precision: bf16 | fp16 | off; auto: bf16 on CUDA, off on CPU
 
 
 # Fields added after runs were cached: at these defaults they are left out of the run
 # key, so the fold records of earlier runs stay valid.
 _LATER_FIELDS = {"focal_alpha": 1.0, "patience": 0, "val_subjects": 0.2, "lr_milestones": (),
-                 "milestone_gamma": 0.5}
+                 "milestone_gamma": 0.5, "amp": "auto"}
+AMP = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
 
 def config_ident(cfg: TrainConfig) -> dict:
@@ -88,10 +92,42 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device`` (None: full precision). ``auto`` is bf16
+    on CUDA (fp16 on a GPU without bf16, such as a V100 or T4) and off on the CPU, where
+    autocast is slower than float32."""
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else torch.float16
+    if amp not in AMP:
+        raise ValueError(f"unknown amp {amp!r}; known: auto, {', '.join(AMP)}")
+    return AMP[amp]
+
+
+def autocast(amp: str, device: torch.device):
+    """``torch.autocast`` for ``amp`` on ``device``, disabled when it resolves to off."""
+    dtype = amp_dtype(amp, device)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Run a block without disturbing the global RNGs: what follows draws the same numbers
+    whether the block trained a model or read it from the cache."""
+    states = (random.getstate(), np.random.get_state())
+    try:  # torch's CPU generator and, on a GPU, every CUDA generator
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
 
 
 def fold_seed(seed: int, fold_name: str) -> int:
@@ -159,6 +195,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
     drop_last = len(train_ds) > cfg.batch_size and len(train_ds) % cfg.batch_size == 1  # BN needs >1
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop_last)
     loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha).to(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg.amp, device) == torch.float16)
     opt = _make_optimizer(model, cfg)
     sched = _make_scheduler(opt, cfg)
     per_step = cfg.scheduler == "milestones"
@@ -172,11 +209,14 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
         opt.zero_grad(set_to_none=True)
         for step, (x, y) in enumerate(loader):
             y = y.to(device)
-            logits = _forward(model, x, device)
+            with autocast(cfg.amp, device):
+                logits = _forward(model, x, device)
+            logits = logits.float()  # the loss in full precision
             loss = loss_fn(logits, y)
-            (loss / cfg.grad_accum).backward()
+            scaler.scale(loss / cfg.grad_accum).backward()
             if (step + 1) % cfg.grad_accum == 0 or step + 1 == len(loader):
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 opt.zero_grad(set_to_none=True)
                 if per_step:
                     sched.step()
@@ -188,7 +228,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
             sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1), "lr": lr}
         if val_ds is not None:
-            val_loss, val_acc = evaluate(model, val_ds, loss_fn, device)
+            val_loss, val_acc = evaluate(model, val_ds, loss_fn, device, amp=cfg.amp)
             row.update(val_loss=val_loss, val_acc=val_acc)
         if stopping:
             if val_loss < best_loss - 1e-6:
@@ -208,14 +248,16 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, ds, loss_fn: nn.Module, device: torch.device, batch_size: int = 64) -> tuple[float, float]:
+def evaluate(model: nn.Module, ds, loss_fn: nn.Module, device: torch.device, batch_size: int = 64,
+             amp: str = "off") -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on ``ds`` (eval mode; train mode is restored)."""
     was_training = model.training
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
     for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False):
         y = y.to(device)
-        logits = _forward(model, x, device)
+        with autocast(amp, device):
+            logits = _forward(model, x, device).float()
         loss_sum += float(loss_fn(logits, y)) * len(y)
         correct += int((logits.argmax(1) == y).sum())
         total += len(y)
@@ -237,11 +279,14 @@ def validation_split(subjects: np.ndarray, idx: np.ndarray, share: float, seed: 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, ds, device: torch.device, batch_size: int = 64) -> np.ndarray:
+def predict(model: nn.Module, ds, device: torch.device, batch_size: int = 64, amp: str = "off") -> np.ndarray:
     """Class probabilities (N, C) for ``ds`` in order."""
     model.eval()
-    out = [torch.softmax(_forward(model, x, device), dim=1).cpu() for x, _ in
-           DataLoader(ds, batch_size=batch_size, shuffle=False)]
+    out = []
+    for x, _ in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        with autocast(amp, device):
+            logits = _forward(model, x, device)
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
@@ -255,6 +300,16 @@ class CVResult:
     folds_resumed: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    folds_stale: int = 0  # records found on disk from other code, settings or source frames: recomputed
+
+    @property
+    def resume_note(self) -> str:
+        """How many folds came from disk and how many old records were stale, for the notebook."""
+        note = f"{self.folds_resumed} of {len(self.per_fold)} folds resumed from disk"
+        if self.folds_stale:
+            note += (f"; {self.folds_stale} stale fold record(s) (other code, settings or source frames) "
+                     "recomputed")
+        return f"[{note}]"
 
 
 def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: TrainConfig,
@@ -264,6 +319,11 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     which gets None when only the architecture is wanted), trained on
     ``dataset.subset(train, True)``; with ``cfg.patience`` a share of the training subjects
     is held out of training to early-stop on (never the test subject).
+
+    A fold's record is reused only when its key matches: the training settings,
+    ``run_key``, the classes, the clips and labels, the code that trains it and the
+    source frames (:mod:`mer.train.provenance`); a record with another key is counted in
+    ``folds_stale`` and recomputed.
 
     ``dataset`` needs ``.clips`` (the clip table, row order = indices of ``folds``),
     ``.labels`` and ``.subset(idx, train)``. ``run_key`` is anything else that changes the
@@ -277,15 +337,20 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     device = resolve_device(cfg.device)
     clips = dataset.clips
     classes = tuple(classes)
-    ident = {"cfg": config_ident(cfg), "run": run_key, "classes": classes,
-             "data": content_key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()], 16)}
-    rows, curves, fold_scores, resumed, t0 = [], [], [], 0, time.perf_counter()
+    with preserved_rng():  # building the architecture draws its initial weights
+        code = code_version(build_model(model_fn, None), dataset)
+    ident = {"cfg": config_ident(cfg), "run": run_key, "classes": classes, "code": code,
+             "data": content_key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()], 16),
+             "frames": frames_key(clips)}
+    rows, curves, fold_scores, resumed, stale, t0 = [], [], [], 0, 0, time.perf_counter()
     bar = tqdm(folds, desc=desc, disable=not progress)
     for fold in bar:
         check_disjoint(clips["subject"], fold)
         key = content_key(ident | {"fold": fold.name, "test": fold.test_idx.tolist()}, 16)
-        path = out / f"{fold.name}.json"
-        record = _read_fold(path, key)
+        path = fold_file(out, fold.name, ".json")
+        record = _read_fold(path)
+        if record is not None and record.get("key") != key:
+            record, stale = None, stale + 1
         keep = save_models is True or (save_models and fold.name in save_models)
         if record is not None and keep and _saved_state(out, fold.name, key) is None:
             record = None  # the weights are wanted but missing or stale: train the fold again
@@ -300,17 +365,17 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
                 val_ds = dataset.subset(val_idx, train=False)
             fitted = fit(model, dataset.subset(train_idx, train=True), cfg, seed, device,
                          desc=f"fold {fold.name}", progress=progress, val_ds=val_ds)
-            probs = predict(model, dataset.subset(fold.test_idx, train=False), device)
+            probs = predict(model, dataset.subset(fold.test_idx, train=False), device, amp=cfg.amp)
             test = clips.iloc[fold.test_idx]
             y_true = dataset.labels[fold.test_idx]
             y_pred = probs.argmax(1)
             record = {"key": key, "fold": fold.name, "test_subjects": list(fold.test_subjects),
                       "subject": test["subject"].astype(str).tolist(), "clip": test["clip"].astype(str).tolist(),
                       "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
-                      "curve": fitted.curve, "seconds": fitted.seconds,
+                      "curve": fitted.curve, "seconds": fitted.seconds, "code": code, "device": str(device),
                       "metrics": headline(scores(y_true, y_pred, classes))}
             if keep:
-                replace_atomic(out / f"{fold.name}.pt",
+                replace_atomic(fold_file(out, fold.name, ".pt"),
                                 lambda tmp: torch.save({"key": key, "state": model.state_dict()}, tmp))
             _write_json_atomic(path, record)
         else:
@@ -326,12 +391,21 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     preds = pd.DataFrame(rows)
     pooled = scores(preds["y_true"], preds["y_pred"], classes)
     per_fold = pd.DataFrame(fold_scores, columns=["fold", *HEADLINE])
-    return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0)
+    if stale:
+        print(f"{desc}: {stale} stale fold record(s) in {out} (other code, settings or source frames) recomputed")
+    return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0,
+                    folds_stale=stale)
+
+
+def fold_file(folds_dir: Path, fold_name: str, suffix: str) -> Path:
+    """Where a fold's record (``.json``) or weights (``.pt``) live: the fold's name made
+    path-safe (a composite's ``casme2/sub01`` has a slash); the real name stays in the record."""
+    return Path(folds_dir) / (safe_name(fold_name) + suffix)
 
 
 def _saved_state(folds: Path, fold_name: str, key: str) -> dict | None:
     """The weights kept for a fold (``<fold>.pt``) if they belong to the run with ``key``."""
-    weights = folds / f"{fold_name}.pt"
+    weights = fold_file(folds, fold_name, ".pt")
     if not weights.is_file():
         return None
     try:
@@ -346,7 +420,7 @@ def load_fold_model(out_dir: str | os.PathLike, fold_name: str, model_fn: Callab
     """The trained model of one fold of a :func:`run_cv` run with ``save_models``, on the CPU
     in eval mode; None when its weights are absent or belong to another run of that fold."""
     folds = Path(out_dir) / "folds"
-    record = _read_fold(folds / f"{fold_name}.json", None)
+    record = _read_fold(fold_file(folds, fold_name, ".json"))
     state = None if record is None else _saved_state(folds, fold_name, record.get("key"))
     if state is None:
         return None
@@ -355,9 +429,8 @@ def load_fold_model(out_dir: str | os.PathLike, fold_name: str, model_fn: Callab
     return model.eval()
 
 
-def _read_fold(path: Path, key: str | None) -> dict | None:
-    """A finished fold's record, or None (absent, from another config, or unreadable);
-    ``key`` None accepts any key."""
+def _read_fold(path: Path) -> dict | None:
+    """A finished fold's record, whatever its key, or None (absent or unreadable)."""
     if not path.is_file():
         return None
     try:
@@ -365,7 +438,7 @@ def _read_fold(path: Path, key: str | None) -> dict | None:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"warning: {path} is unreadable ({exc}); recomputing this fold")
         return None
-    return record if key is None or record.get("key") == key else None
+    return record
 
 
 def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig, out_dir: str | os.PathLike,
@@ -375,8 +448,7 @@ def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig
     dict as ``results`` to also get each variant's :class:`CVResult` (predictions included)."""
     rows = []
     for name, (dataset, model_fn, run_key) in variants.items():
-        slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-        r = run_cv(dataset, folds, model_fn, cfg, Path(out_dir) / slug, classes, run_key=run_key,
+        r = run_cv(dataset, folds, model_fn, cfg, Path(out_dir) / safe_name(name), classes, run_key=run_key,
                    desc=f"ablation: {name}", progress=progress)
         rows.append({"variant": name, "folds": folds_label, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
                      "uar": r.metrics["uar"]})

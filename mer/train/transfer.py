@@ -11,8 +11,6 @@ that determines it (settings, the macro clips used), so folds whose macro sets a
 """
 from __future__ import annotations
 
-import contextlib
-import random
 from pathlib import Path
 from typing import Callable
 
@@ -21,23 +19,11 @@ import torch
 from torch import nn
 
 from mer.paths import content_key, replace_atomic
-from mer.train.engine import (PerFold, TrainConfig, config_ident, evaluate, fit, resolve_device, seed_everything,
-                              validation_split)
+from mer.train.engine import (PerFold, TrainConfig, config_ident, evaluate, fit, preserved_rng, resolve_device,
+                              seed_everything, validation_split)
 from mer.train.losses import make_loss
+from mer.train.provenance import code_version, frames_key
 from mer.train.splits import Fold, guard_pretraining
-
-
-@contextlib.contextmanager
-def preserved_rng():
-    """Run a block without disturbing the global RNGs: what follows draws the same numbers
-    whether the block trained a model or read it from the cache."""
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
 
 
 class Pretrainer:
@@ -52,15 +38,22 @@ class Pretrainer:
         self.classes = tuple(classes)
         self.run_key, self.progress = run_key, progress
         self._memo: dict[str, dict] = {}
+        self._code: dict | None = None
 
     def kept(self, exclude=()) -> np.ndarray:
         """Rows of the macro table whose subject is not in ``exclude``."""
         return np.flatnonzero(~self.macro.clips["subject"].astype(str).isin({str(s) for s in exclude}).to_numpy())
 
     def key(self, exclude=()) -> str:
+        """Everything the pre-trained model depends on: settings, run key, classes, the macro
+        clips kept, their source frames and the code (:mod:`mer.train.provenance`)."""
         keep = self.kept(exclude)
         clips = self.macro.clips.iloc[keep]
+        if self._code is None:
+            with preserved_rng():  # building the architecture draws its initial weights
+                self._code = code_version(self.model_fn(), self.macro)
         return content_key({"cfg": config_ident(self.cfg), "run": self.run_key, "classes": self.classes,
+                            "code": self._code, "frames": frames_key(clips),
                             "clips": [clips["subject"].astype(str).tolist(), clips["clip"].astype(str).tolist(),
                                       self.macro.labels[keep].tolist()]}, 16)
 
@@ -96,9 +89,9 @@ class Pretrainer:
         val = self.macro.subset(val_idx, train=False)
         fitted = fit(model, self.macro.subset(train_idx, train=True), self.cfg, seed, device, desc="pre-training",
                      progress=self.progress, val_ds=val)
-        loss_fn = make_loss(self.cfg.loss, gamma=self.cfg.focal_gamma, alpha=self.cfg.focal_alpha)
-        _, val_acc = evaluate(model, val, loss_fn, device)
-        _, train_acc = evaluate(model, self.macro.subset(train_idx, train=False), loss_fn, device)
+        loss_fn = make_loss(self.cfg.loss, gamma=self.cfg.focal_gamma, alpha=self.cfg.focal_alpha).to(device)
+        _, val_acc = evaluate(model, val, loss_fn, device, amp=self.cfg.amp)
+        _, train_acc = evaluate(model, self.macro.subset(train_idx, train=False), loss_fn, device, amp=self.cfg.amp)
         return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "curve": fitted.curve,
                 "val_acc": val_acc, "train_acc": train_acc, "seconds": fitted.seconds,
                 "subjects": sorted(set(subjects[train_idx])), "val_subjects": sorted(set(subjects[val_idx])),
