@@ -119,22 +119,36 @@ def test_paired_bootstrap_of_uf1_difference():
         paired_bootstrap(y, y, y[:-1], subjects, ["a", "b", "c"])
 
 
-def test_compare_runs_needs_the_same_clips(tmp_path):
+def test_compare_runs_needs_the_same_protocol_clips_labels_and_folds(tmp_path):
+    import json
+
     from mer.report.results import compare_runs, describe_difference
     y = np.arange(12) % 3
-    preds = pd.DataFrame({"subject": [f"s{i // 4}" for i in range(12)], "clip": [f"c{i}" for i in range(12)],
-                          "y_true": y, "y_pred": y})
-    assert compare_runs(preds, tmp_path, "abc", "new", "old") is None  # no other run yet
+    preds = pd.DataFrame({"fold": [f"s{i // 4}" for i in range(12)], "subject": [f"s{i // 4}" for i in range(12)],
+                          "clip": [f"c{i}" for i in range(12)], "y_true": y, "y_pred": y})
+    absent = compare_runs(preds, tmp_path, "abc", "new", "old")  # no other run yet
+    assert absent.table is None and absent.skipped.startswith("No finished old run in")
     preds.assign(y_pred=(y + 1) % 3).to_csv(tmp_path / "predictions.csv", index=False)
-    table, boot = compare_runs(preds, tmp_path, "abc", "new", "old", n_boot=100)
-    assert list(table["method"]) == ["old", "new"] and list(table["uf1"]) == [0.0, 1.0]
-    assert boot["delta"] == 1.0
-    assert describe_difference(boot, "new", "old", "toy").startswith("new beats old on toy: UF1 difference +1.000")
-    assert "is below" in describe_difference({**boot, "low": -0.3, "high": -0.1}, "new", "old", "toy")
-    assert "not distinguishable" in describe_difference({**boot, "low": -0.1, "high": 0.1}, "new", "old", "toy")
+    (tmp_path / "metrics.json").write_text(json.dumps({"protocol": "p-3", "labels": list("abc")}))
+    cmp = compare_runs(preds, tmp_path, "abc", "new", "old", n_boot=100, protocol="p-3")
+    assert cmp.skipped is None and list(cmp.table["method"]) == ["old", "new"] and list(cmp.table["uf1"]) == [0.0, 1.0]
+    assert cmp.boot["delta"] == 1.0 and cmp.interval().startswith("+1.000 [")
+    assert describe_difference(cmp.boot, "new", "old", "toy").startswith("new beats old on toy: UF1 difference +1.000")
+    assert "is below" in describe_difference({**cmp.boot, "low": -0.3, "high": -0.1}, "new", "old", "toy")
+    assert "not distinguishable" in describe_difference({**cmp.boot, "low": -0.1, "high": 0.1}, "new", "old", "toy")
+
+    # another protocol or other classes: skipped with the reason, never raised
+    other_protocol = compare_runs(preds, tmp_path, "abc", "new", "old", protocol="p-5")
+    assert other_protocol.table is None and "protocol p-3, this run under p-5" in other_protocol.skipped
+    assert "classes" in compare_runs(preds, tmp_path, "abd", "new", "old").skipped
+    # other clips, other labels, other folds
     preds.iloc[:-1].to_csv(tmp_path / "predictions.csv", index=False)
-    with pytest.raises(ValueError, match="other clips or labels"):
-        compare_runs(preds, tmp_path, "abc", "new", "old")
+    assert "other clips" in compare_runs(preds, tmp_path, "abc", "new", "old").skipped
+    preds.assign(y_true=(y + 2) % 3).to_csv(tmp_path / "predictions.csv", index=False)
+    assert "another label" in compare_runs(preds, tmp_path, "abc", "new", "old").skipped
+    preds.assign(fold=["k1"] * 6 + ["k2"] * 6).to_csv(tmp_path / "predictions.csv", index=False)
+    moved = compare_runs(preds, tmp_path, "abc", "new", "old")
+    assert "another fold" in moved.skipped and moved.interval() == moved.skipped
 
 
 def test_reported_numbers_name_a_known_dataset_protocol_and_method():

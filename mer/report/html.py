@@ -25,12 +25,13 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;ma
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.syn{color:#8a4b00;font-weight:600}
 .rep{background:#fff8e6}.note{color:#555;font-size:.9em}section{border-top:2px solid #ddd;margin-top:2em}
-img{max-width:100%}
+img{max-width:100%}.smoke{background:#ffe9e9;border:2px solid #c00;padding:.6em;font-weight:600}
 """
 
 
-def collect(root: Path | None = None) -> list[dict]:
-    """Every run's metrics.json under the outputs root (the generated data folder skipped)."""
+def collect(root: Path | None = None, smoke: bool = False) -> list[dict]:
+    """Every run's metrics.json under the outputs root (the generated data folder skipped):
+    real runs, or with ``smoke`` only smoke runs; the two are never mixed."""
     root = root or outputs_dir()
     runs = []
     for path in sorted(root.glob("*/*/metrics.json")):
@@ -42,7 +43,11 @@ def collect(root: Path | None = None) -> list[dict]:
             runs.append({"_path": path, "_error": f"unreadable metrics.json: {exc}"})
             continue
         m["_path"] = path
-        runs.append(m)
+        missing = [k for k in ("method", "dataset", "protocol", "acc", "uf1", "uar") if k not in m]
+        if missing:
+            m = {"_path": path, "_error": f"incomplete metrics.json (no {', '.join(missing)})", "smoke": m.get("smoke")}
+        if bool(m.get("smoke")) == smoke:
+            runs.append(m)
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     return sorted(runs, key=lambda r: (order.get(r.get("method"), 99), str(r.get("dataset"))))
 
@@ -79,14 +84,22 @@ def _fmt(x) -> str:
     return "" if x is None or (isinstance(x, float) and pd.isna(x)) else f"{x:.3f}"
 
 
-def build_report(root: Path | None = None) -> Path:
-    root = root or outputs_dir()
+SMOKE_BANNER = ("<p class='smoke'>SMOKE RUNS: every run below trained with its compute shrunk (one epoch, "
+                "two-fold ablations, 32 px inputs, a few magnifier steps) to check that the setup runs end to "
+                "end on this data. Their numbers say nothing about the methods.</p>")
+
+
+def build_report(root: Path | None = None, smoke: bool = False) -> Path:
+    """``report.html`` in ``root`` (default: the outputs folder; for smoke runs
+    ``outputs/smoke``) from the runs under it."""
+    root = root or (outputs_dir() / "smoke" if smoke else outputs_dir())
     root.mkdir(parents=True, exist_ok=True)
-    runs = collect(root)
+    runs = collect(root, smoke=smoke)
     ok = [r for r in runs if "_error" not in r]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>MER study report</title>"
-             f"<style>{CSS}</style></head><body>",
-             "<h1>Micro-expression recognition study: report</h1>",
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>MER study report"
+             f"{' (smoke runs)' if smoke else ''}</title><style>{CSS}</style></head><body>",
+             "<h1>Micro-expression recognition study: report" + (" of smoke runs" if smoke else "") + "</h1>",
+             SMOKE_BANNER if smoke else "",
              f"<p class='note'>Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {len(ok)} run(s). "
              "Protocol: leave-one-subject-out, metrics over the pooled predictions of all folds (MEGC): "
              "accuracy, UF1 (mean per-class F1), UAR (mean per-class recall). "

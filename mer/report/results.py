@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -48,36 +49,78 @@ def per_source(result, table) -> pd.DataFrame | None:
     return pd.DataFrame([{"source": g, **headline(v)} for g, v in by.items()])
 
 
+@dataclass
+class Comparison:
+    """Two runs set side by side: both runs' scores (``table``) and the subject bootstrap of
+    the UF1 difference (``boot``), or ``skipped``: one sentence saying why they were not
+    compared (no other run, another protocol, other classes, clips, labels or folds)."""
+    table: pd.DataFrame | None = None
+    boot: dict | None = None
+    skipped: str | None = None
+
+    def interval(self) -> str:
+        """"+0.012 [-0.080, +0.100]" (this run minus the other), or why there is none."""
+        if self.skipped:
+            return self.skipped
+        b = self.boot
+        return f"{b['delta']:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}]"
+
+
 def compare_runs(preds: pd.DataFrame, other_dir: str | os.PathLike, classes, name: str, other_name: str,
-                 n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict] | None:
-    """This run's pooled predictions against another run's ``predictions.csv`` on the same
-    clips (see :func:`compare_predictions`). None when the other run is absent."""
-    path = Path(other_dir) / "predictions.csv"
-    if not path.is_file():
-        return None
-    other = pd.read_csv(path, dtype={"subject": str, "clip": str})
+                 n_boot: int = 2000, seed: int = 0, protocol: str | None = None) -> Comparison:
+    """This run's pooled predictions against the finished run in ``other_dir`` (its
+    ``predictions.csv`` and ``metrics.json``), as :func:`compare_predictions`. Skipped, with
+    the reason, when that run is absent or unfinished, or was run under another protocol
+    (``protocol``: this run's) or other classes."""
+    folder = Path(other_dir)
+    path, mpath = folder / "predictions.csv", folder / "metrics.json"
+    if not path.is_file() or not mpath.is_file():
+        return Comparison(skipped=f"No finished {other_name} run in {folder} (no predictions.csv and "
+                                  "metrics.json): run it on the same dataset first to compare.")
+    try:
+        meta = json.loads(mpath.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return Comparison(skipped=f"Not compared with {other_name}: {mpath} is unreadable ({exc}).")
+    if protocol is not None and meta.get("protocol") != protocol:
+        return Comparison(skipped=f"Not compared with {other_name}: it was run under protocol "
+                                  f"{meta.get('protocol')}, this run under {protocol}; run it with protocol "
+                                  f"{protocol} to compare.")
+    if list(meta.get("labels", classes)) != list(classes):
+        return Comparison(skipped=f"Not compared with {other_name}: its classes {meta.get('labels')} differ from "
+                                  f"this run's {list(classes)}.")
+    other = pd.read_csv(path, dtype={"subject": str, "clip": str, "fold": str})
     return compare_predictions(preds, other, classes, name, other_name, n_boot, seed, source=str(path))
 
 
 def compare_predictions(preds: pd.DataFrame, other: pd.DataFrame, classes, name: str, other_name: str,
-                        n_boot: int = 2000, seed: int = 0, source: str = "the other run") -> tuple[pd.DataFrame, dict]:
-    """Two runs' pooled predictions on the same clips: a table of both runs' scores and
-    :func:`~mer.train.metrics.paired_bootstrap` of the UF1 difference (this run minus the other).
-    Raises when the runs are on other clips or labels."""
+                        n_boot: int = 2000, seed: int = 0, source: str = "the other run") -> Comparison:
+    """Two runs' pooled predictions on the same clips, labels and folds: a table of both runs'
+    scores and :func:`~mer.train.metrics.paired_bootstrap` of the UF1 difference (this run
+    minus the other). Skipped, with the reason, when the clips, labels or the fold of any
+    clip differ."""
     mine = preds.assign(subject=preds["subject"].astype(str), clip=preds["clip"].astype(str))
     other = other.assign(subject=other["subject"].astype(str), clip=other["clip"].astype(str))
     joined = mine.merge(other, on=["subject", "clip"], how="outer", suffixes=("", "_other"), indicator=True)
-    unmatched = joined[joined["_merge"] != "both"]
-    if len(unmatched) or (joined["y_true"] != joined["y_true_other"]).any():
-        raise ValueError(f"{source} is a run on other clips or labels than this one "
-                         f"({len(unmatched)} clips in only one of the two): rerun it on the same data and protocol")
+    unmatched = int((joined["_merge"] != "both").sum())
+    if unmatched:
+        return Comparison(skipped=f"Not compared with {other_name}: {source} holds other clips than this run "
+                                  f"({unmatched} clips in only one of the two); rerun it on the same data.")
+    if (joined["y_true"] != joined["y_true_other"]).any():
+        return Comparison(skipped=f"Not compared with {other_name}: {source} gives "
+                                  f"{int((joined['y_true'] != joined['y_true_other']).sum())} clips another label "
+                                  "(another protocol or annotation).")
+    if "fold" in joined and "fold_other" in joined:
+        moved = int((joined["fold"].astype(str) != joined["fold_other"].astype(str)).sum())
+        if moved:
+            return Comparison(skipped=f"Not compared with {other_name}: {source} tests {moved} clips in another "
+                                      "fold than this run (other folds); rerun it with the same folds.")
     classes = list(classes)
     table = pd.DataFrame([{"method": n, **{k: v for k, v in headline(scores(joined["y_true"], joined[col],
                                                                              classes)).items() if k != "n"}}
                           for n, col in ((other_name, "y_pred_other"), (name, "y_pred"))])
     boot = paired_bootstrap(joined["y_true"], joined["y_pred"], joined["y_pred_other"], joined["subject"], classes,
                             n=n_boot, seed=seed)
-    return table, boot
+    return Comparison(table, boot)
 
 
 def describe_difference(boot: dict, name: str, other_name: str, where: str) -> str:
@@ -110,6 +153,7 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
     metrics = {
         "method": method, "dataset": table.dataset, "protocol": table.protocol,
         "synthetic": table.dataset == "synth",
+        "smoke": bool(params.get("smoke")),  # compute shrunk to check a setup: the numbers mean nothing
         "n_clips": int(len(table.clips)), "n_subjects": int(table.clips["subject"].nunique()),
         "n_dropped": int(len(table.dropped)),
         "acc": m["acc"], "uf1": m["uf1"], "uar": m["uar"], "per_class": m["per_class"],
