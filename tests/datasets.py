@@ -123,3 +123,35 @@ def mmew_tree(root: Path) -> Path:
 def composite_official(path: Path, rows: list[list]) -> Path:
     pd.DataFrame(rows).to_csv(path, header=False, index=False)
     return path
+
+
+def ckplus_tree(root: Path, zipped: bool = False) -> Path:
+    """CK+ as released (``zipped``: each top folder one level down, as its zips unpack):
+    labelled sequences, one without a label file, one with an unreadable code, a .DS_Store."""
+    frames = root / ("extended-cohn-kanade-images/cohn-kanade-images" if zipped else "cohn-kanade-images")
+    labels = root / ("Emotion_labels/Emotion" if zipped else "Emotion")
+    facs = root / ("FACS_labels/FACS" if zipped else "FACS")
+    seqs = {("S005", "001"): ("3.0000000e+00", ["9 4", "17 2"]), ("S005", "002"): (None, ["12 0"]),
+            ("S010", "004"): ("   5.0000000e+00\n", ["6 3", "12 4", "25 0"]), ("S011", "001"): ("seven", ["1 0"])}
+    for (subject, seq), (code, aus) in seqs.items():
+        write_frames(frames / subject / seq, range(1, 12), pattern=f"{subject}_{seq}_{{:08d}}.png", bump=11)
+        last = f"{subject}_{seq}_00000011"
+        (labels / subject / seq).mkdir(parents=True, exist_ok=True)
+        if code is not None:
+            (labels / subject / seq / f"{last}_emotion.txt").write_text(code)
+        (facs / subject / seq).mkdir(parents=True, exist_ok=True)
+        (facs / subject / seq / f"{last}_facs.txt").write_text(
+            "".join(f"   {float(a.split()[0]):.7e}   {float(a.split()[1]):.7e}\n" for a in aus))
+    (frames / ".DS_Store").write_bytes(b"\0")
+    (frames / "S005" / ".DS_Store").write_bytes(b"\0")
+    return root
+
+
+def mmew_macro_tree(root: Path) -> Path:
+    """MMEW's macro stills ``Macro_Expression/S01/anger/S01-07-001.jpg`` beside its micro part."""
+    for subject, emotion, code, n in [("S01", "anger", "07", 1), ("S01", "anger", "07", 2),
+                                      ("S01", "happiness", "01", 1), ("S02", "surprise", "02", 3)]:
+        write_frames(root / "Macro_Expression" / subject / emotion, [n], pattern=f"{subject}-{code}-{{:03d}}.jpg")
+    write_frames(root / "Macro_Expression" / "S02" / "others", [1], pattern="S02-04-{:03d}.jpg")  # not an emotion
+    (root / "Macro_Expression" / "S02" / "surprise" / "notes.jpg").write_bytes(b"")
+    return root

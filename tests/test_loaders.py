@@ -11,7 +11,8 @@ from mer.data import protocols
 from mer.data.casme3 import Patch, load_casme3_macro
 from mer.train import splits
 from mer.train.metrics import scores_by_group
-from tests.datasets import (casme3_tree, casme_sq_tree, composite_official, mmew_tree, samm_tree, smic_tree, xlsx)
+from tests.datasets import (casme3_tree, casme_sq_tree, ckplus_tree, composite_official, mmew_macro_tree, mmew_tree,
+                            samm_tree, smic_tree, xlsx)
 
 
 def reasons(t) -> dict:
@@ -142,6 +143,51 @@ def test_mmew(tmp_path):
     assert "frame folder missing" in r[("S03", "S03-01-001")]
 
 
+# ----------------------------------------------------------------------------- pre-training sources of p3
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_ckplus_sequences_neutral_to_peak(tmp_path, zipped):
+    t = data.load_pretraining("ckplus", ckplus_tree(tmp_path / "ckplus", zipped))
+    c = t.clips.set_index(["subject", "clip"])
+    assert set(c.index) == {("S005", "001"), ("S010", "004")} and t.protocol == "ckplus-7"
+    first = c.loc[("S005", "001")]
+    assert (first["onset"], first["apex"], first["offset"]) == (1, 11, 11)  # neutral first frame, peak last
+    assert t.classes[first["label"]] == "disgust" and first["aus"] == [9, 17]
+    assert t.classes[c.loc[("S010", "004"), "label"]] == "happy" and c.loc[("S010", "004"), "aus"] == [6, 12, 25]
+    assert names(first["frames"])[:2] == ["S005_001_00000001.png", "S005_001_00000002.png"]
+    r = reasons(t)
+    assert r[("S005", "002")].startswith("no emotion label")
+    assert "emotion code 'seven' is not a number" in r[("S011", "001")]
+    with pytest.raises(FileNotFoundError, match="cohn-kanade-images"):
+        data.load_pretraining("ckplus", tmp_path)
+
+
+def test_mmew_macro_stills_share_the_micro_subject_ids(tmp_path):
+    root = mmew_macro_tree(mmew_tree(tmp_path / "mmew"))
+    macro = data.load_pretraining("mmew_macro", root)
+    c = macro.clips.set_index("clip")
+    assert set(c.index) == {"S01-07-001", "S01-07-002", "S01-01-001", "S02-02-003"}
+    still = c.loc["S01-07-002"]
+    assert still["subject"] == "S01" and (still["onset"], still["apex"], still["offset"]) == (2, 2, 2)
+    assert names(still["frames"]) == ["S01-07-002.jpg"] and macro.classes[still["label"]] == "anger"
+    r = reasons(macro)
+    assert r[("S02", "S02-04-001")] == "emotion 'others' not in protocol mmew_macro-6"
+    assert r[("S02", "notes")] == "file name 'notes.jpg' is not Sxx-EE-NNN.jpg"
+    micro = data.load("mmew", root)  # the same people: a fold's test subjects leave its pre-training
+    for fold in splits.loso(micro.clips):
+        clean = splits.without_subjects(macro.clips, fold.test_subjects)
+        assert len(clean) < len(macro.clips) and not set(clean["subject"]) & set(fold.test_subjects)
+        if "S01" in fold.test_subjects:
+            with pytest.raises(AssertionError, match="S01"):
+                splits.guard_pretraining(macro.clips, fold.test_subjects)
+
+
+def test_data_check_reads_pretraining_sets(tmp_path, capsys):
+    assert main(["data", "check", str(ckplus_tree(tmp_path / "ck")), "--dataset", "ckplus"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset ckplus  protocol ckplus-7" in out and "no emotion label" in out
+
+
 # ----------------------------------------------------------------------------- composite
 
 def composite_roots(tmp_path, casme2_root):
@@ -248,7 +294,8 @@ def test_casme3_sheet_named_label_is_required(tmp_path):
 def test_every_protocol_listed_and_unmapped_emotions_dropped():
     table = protocols.describe()
     assert set(table["protocol"]) == {"casme2-5", "synth-5", "samm-5", "smic-3", "composite-3", "casme2-megc",
-                                      "casme3-7", "casme3-4", "casme_sq-4", "mmew-5", "samm-p3"}
+                                      "casme3-7", "casme3-4", "casme_sq-4", "mmew-5", "samm-p3", "ckplus-7",
+                                      "mmew_macro-6"}
     assert protocols.get_protocol("mmew-5").label_of("Others") is None
     p3 = protocols.get_protocol("samm-p3")  # p3's SAMM five: contempt, sadness and others are dropped
     assert p3.label_of("Anger") == 2 and p3.label_of("Fear") == 4 and p3.label_of("Contempt") is None

@@ -63,7 +63,7 @@ def load(name: str, root: str | os.PathLike | None = None, protocol: str | None 
     return _loader(name)(Path(root), protocol, annotation, **kwargs)
 
 
-PRETRAINING = ("synth_macro", "casme3_macro", "casme_sq_macro")
+PRETRAINING = ("synth_macro", "casme3_macro", "casme_sq_macro", "ckplus", "mmew_macro")
 
 
 def load_pretraining(name: str, root: str | os.PathLike | None = None, protocol: str | None = None,
@@ -73,8 +73,9 @@ def load_pretraining(name: str, root: str | os.PathLike | None = None, protocol:
     ``synth_macro``: a SynthME macro set (``root`` None: ``outputs/data/synth_macro``,
     generated when absent; subjects 101-112, never SynthME micro subjects);
     ``casme3_macro``: CAS(ME)^3 part A's macro-expression sheet (``annotation`` names it);
-    ``casme_sq_macro``: CAS(ME)^2's macro-expression rows. CK+ and MMEW's macro part have no
-    loader here (their layouts are not documented in DATASETS.md).
+    ``casme_sq_macro``: CAS(ME)^2's macro-expression rows; ``ckplus``: CK+'s labelled
+    sequences (p3's source for SAMM; :mod:`mer.data.ckplus`); ``mmew_macro``: MMEW's macro
+    stills, ``root`` being the MMEW release (p3's source for MMEW; :mod:`mer.data.mmew_macro`).
     """
     if name == "synth_macro":
         from mer.data import synth
@@ -86,6 +87,12 @@ def load_pretraining(name: str, root: str | os.PathLike | None = None, protocol:
             raise ValueError("casme3_macro needs macro_annotation: the macro-expression sheet of CAS(ME)^3 part A")
         from mer.data.casme3 import load_casme3_macro
         return load_casme3_macro(Path(root), annotation, protocol or "casme3-7")
+    if name == "ckplus":
+        from mer.data.ckplus import load_ckplus
+        return load_ckplus(Path(root), protocol or "ckplus-7")
+    if name == "mmew_macro":
+        from mer.data.mmew_macro import load_mmew_macro
+        return load_mmew_macro(Path(root), protocol or "mmew_macro-6")
     if name == "casme_sq_macro":
         return _loader("casme_sq")(Path(root), protocol or "casme_sq-4", annotation, expression="macro",
                                    dataset="casme_sq_macro")

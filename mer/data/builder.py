@@ -33,6 +33,7 @@ class Record:
     extra: dict = field(default_factory=dict)  # dataset-specific columns
     notes: list[str] = field(default_factory=list)
     has_aus: bool = True  # False for datasets without AU coding (SMIC): no "AUs unknown" note
+    still: bool = False  # a single image (onset = apex = offset), e.g. MMEW's macro stills
 
 
 class TableBuilder:
@@ -62,7 +63,8 @@ class TableBuilder:
         if label is None:
             self.drop(rec, f"emotion {emotion!r} not in protocol {self.protocol.name}")
             return False
-        if rec.onset is None or rec.offset is None or rec.offset <= rec.onset:
+        if rec.onset is None or rec.offset is None or rec.offset < rec.onset or (rec.offset == rec.onset
+                                                                                   and not rec.still):
             self.drop(rec, f"onset/offset unusable (onset={rec.onset!r}, offset={rec.offset!r})")
             return False
         if rec.frame_dir is None:

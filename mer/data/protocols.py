@@ -80,6 +80,12 @@ PROTOCOLS: dict[str, Protocol] = {
     # MMEW as in the TDSGCN paper (p3): five emotions, others and anger dropped.
     "mmew-5": Protocol("mmew-5", ("happiness", "surprise", "disgust", "fear", "sadness"),
                        _identity("happiness", "surprise", "disgust", "fear", "sadness")),
+    # Pre-training sources of p3. CK+'s seven sequence labels (neutral labels no sequence).
+    "ckplus-7": Protocol("ckplus-7", ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"),
+                         _identity("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")),
+    # MMEW's macro-expression stills: six emotion folders.
+    "mmew_macro-6": Protocol("mmew_macro-6", ("anger", "disgust", "fear", "happiness", "sadness", "surprise"),
+                             _identity("anger", "disgust", "fear", "happiness", "sadness", "surprise")),
 }
 
 
