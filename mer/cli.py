@@ -17,7 +17,10 @@ def _synth(a: argparse.Namespace) -> int:
 
 def _data_check(a: argparse.Namespace) -> int:
     from mer import data
-    table = data.load(a.dataset, a.root, protocol=a.protocol, annotation=a.annotation)
+    if a.dataset in data.PRETRAINING:
+        table = data.load_pretraining(a.dataset, a.root, protocol=a.protocol, annotation=a.annotation)
+    else:
+        table = data.load(a.dataset, a.root, protocol=a.protocol, annotation=a.annotation)
     print(table.summary())
     return 0
 
@@ -67,15 +70,24 @@ def _train_magnifier(a: argparse.Namespace) -> int:
     return 0
 
 
+def _param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as YAML (``epochs=3``, ``ablations=[T3]``, ``x=null``)."""
+    import yaml
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), yaml.safe_load(value)
+
+
 def _study(a: argparse.Namespace) -> int:
     from mer.study import run_study
-    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root)
+    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root, smoke=a.smoke, overrides=dict(a.param))
     return 0
 
 
 def _report(a: argparse.Namespace) -> int:
     from mer.report.html import build_report
-    print(build_report())
+    print(build_report(smoke=a.smoke))
     return 0
 
 
@@ -98,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     c = dsub.add_parser("check", help="print clips, subjects, class counts and every dropped row")
     c.add_argument("root")
-    c.add_argument("--dataset", default="casme2")
+    c.add_argument("--dataset", default="casme2", help="a dataset, or a pre-training set (ckplus, mmew_macro, ...)")
     c.add_argument("--protocol", default=None)
     c.add_argument("--annotation", default=None, help="the annotation sheet, when discovery is not enough")
     c.set_defaults(func=_data_check)
@@ -142,9 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--only", nargs="*", default=None, help="method ids to run (default: all)")
     st.add_argument("--fresh", action="store_true", help="delete previous outputs of these runs first")
     st.add_argument("--data-root", default=None, help="overrides data_root of every params file")
+    st.add_argument("--smoke", action="store_true",
+                    help="check the setup: the same notebooks and params with the compute shrunk (1 epoch, 2-fold "
+                         "ablations, 32 px), into outputs/smoke/ with its own report")
+    st.add_argument("-p", "--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
+                    help="override one parameter of every notebook run (YAML value), e.g. -p macro_root=/data/CK+")
     st.set_defaults(func=_study)
 
     r = sub.add_parser("report", help="rebuild outputs/report.html from the finished runs")
+    r.add_argument("--smoke", action="store_true", help="the smoke runs' report, outputs/smoke/report.html")
     r.set_defaults(func=_report)
     return p
 

@@ -6,6 +6,7 @@ and writes to ``outputs/<dataset>/<method>/``.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -60,6 +61,12 @@ def load_params(path: Path) -> dict:
     return data
 
 
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names a notebook's ``parameters`` cell declares."""
+    import papermill as pm
+    return set(pm.inspect_notebook(str(notebook)))
+
+
 def ensure_kernel() -> str:
     """Register this environment's Python as the Jupyter kernel ``mer`` if it is not yet."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -90,36 +97,67 @@ def to_html(ipynb: Path) -> Path:
     return path
 
 
+def job_params(job: Job, data_root: str | os.PathLike | None = None, smoke: bool = False,
+               overrides: dict | None = None, output_dir: str | os.PathLike | None = None) -> dict:
+    """The parameters a job runs with: its params file, then ``data_root``, the
+    ``overrides`` its notebook declares, ``smoke`` and ``output_dir``."""
+    params = load_params(job.params_file)
+    if data_root is not None:
+        params["data_root"] = str(data_root)
+    declared = declared_parameters(job.notebook)
+    params.update({k: v for k, v in (overrides or {}).items() if k in declared})
+    if smoke:
+        params["smoke"] = True
+    if output_dir is not None:
+        params["output_dir"] = str(output_dir)
+    return params
+
+
+def run_job(job: Job, dataset: str, params: dict, out: Path, progress: bool = True) -> Path:
+    """Execute one job's notebook with ``params`` into ``out`` and render it to HTML
+    (rendered also when it fails, which is re-raised); returns the executed notebook."""
+    if params.get("macro_dataset") == "synth_macro" and params.get("macro_root") is None:
+        from mer.data import synth
+        synth.ensure_macro(None, progress=progress)  # generated data, like the quick set
+    out_nb = out / job.notebook.name
+    print(f"[study] {job.method} on {dataset}{' (smoke)' if params.get('smoke') else ''}: {job.notebook.name} "
+          f"with {job.params_file.relative_to(project_root())}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        execute(job.notebook, out_nb, params, progress)
+    finally:
+        if out_nb.exists():
+            to_html(out_nb)
+        print(f"[study] {job.method} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out_nb
+
+
 def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: bool = False,
-              data_root: str | None = None, progress: bool = True) -> Path:
+              data_root: str | None = None, progress: bool = True, smoke: bool = False,
+              overrides: dict | None = None) -> Path:
+    """Every notebook with a params file for ``dataset`` (or ``methods``), then the report.
+    ``data_root`` and ``overrides`` (parameter name -> value; each goes to the notebooks that
+    declare it) replace the params files' values; ``smoke`` runs each notebook in smoke mode
+    into ``outputs/smoke/`` and builds that folder's own report (:mod:`mer.notebook`)."""
+    from mer.notebook import output_dir
     from mer.report.html import build_report
     if dataset == "synth":
         from mer.data import synth
         synth.ensure(None, progress=progress)
-    failures = []
-    for job in find_jobs(dataset, methods):
-        out = outputs_dir() / dataset / job.method
+    failures, jobs = [], find_jobs(dataset, methods)
+    unused = set(overrides or {}) - {p for job in jobs for p in declared_parameters(job.notebook)}
+    if unused:
+        raise ValueError(f"no notebook of this study declares the parameter(s) {sorted(unused)}")
+    for job in jobs:
+        out = output_dir(dataset, job.method, None, smoke)
         if fresh and out.exists():
             shutil.rmtree(out)
-        params = load_params(job.params_file)
-        if data_root is not None:
-            params["data_root"] = str(data_root)
-        if params.get("macro_dataset") == "synth_macro" and params.get("macro_root") is None:
-            from mer.data import synth
-            synth.ensure_macro(None, progress=progress)  # generated data, like the quick set above
-        out_nb = out / job.notebook.name
-        print(f"[study] {job.method} on {dataset}: {job.notebook.name} with {job.params_file.relative_to(project_root())}",
-              flush=True)
-        t0 = time.perf_counter()
         try:
-            execute(job.notebook, out_nb, params, progress)
+            run_job(job, dataset, job_params(job, data_root, smoke, overrides), out, progress)
         except Exception as exc:  # keep going; the failed notebook is still rendered and reported
             failures.append((job.method, exc))
             print(f"[study] {job.method} FAILED: {exc}", file=sys.stderr, flush=True)
-        if out_nb.exists():
-            to_html(out_nb)
-        print(f"[study] {job.method} done in {time.perf_counter() - t0:.0f} s", flush=True)
-    report = build_report()
+    report = build_report(smoke=smoke)
     print(f"[study] report: {report}")
     if failures:
         raise RuntimeError("notebooks failed: " + ", ".join(m for m, _ in failures))

@@ -124,7 +124,7 @@ def test_tdsgcn_notebook_through_papermill(tmp_path):
     check_rendered(run_dir, executed, ("graph_8_2", "graph_4_0", "inputs", "pretraining", "curves", "confusion",
                                        "per_class", "focal_grid", "ablations"),
                    ("macro subjects that are also micro subjects: none", "held-out macro subjects",
-                    "Table VI: graph architectures", "p3 Table II", "no baseline run in"))
+                    "Table VI: graph architectures", "p3 Table II", "No finished baseline"))
 
 
 def test_atm_gcn_notebook_through_papermill(tmp_path):
@@ -139,7 +139,7 @@ def test_atm_gcn_notebook_through_papermill(tmp_path):
     assert m["method"] == "atm_gcn" and m["n_clips"] == 12 and m["params"]["frames"] == 6
     assert [a["variant"] for a in m["ablations"]] == ["w/o GCN", "full"]
     check_rendered(run_dir, executed, ("examples", "curves", "confusion", "per_class", "ablations", "attention"),
-                   ("reported", "p4 Table I", "no baseline run in",
+                   ("reported", "p4 Table I", "No finished baseline",
                     "forget rate f"))  # the last: the Adaptive-TM diagnostic ran
 
 
@@ -156,7 +156,7 @@ def test_mer_gcn_notebook_through_papermill(tmp_path):
     assert [a["variant"] for a in m["ablations"]] == ["GCN", "GCN + Transformer"]
     check_rendered(run_dir, executed, ("examples", "au_cooccurrence", "au_graph", "curves", "confusion", "per_class",
                                        "ablations"),
-                   ("reported", "p1 Tables 2-3, GCN + Transformer", "no baseline run in", "hops from anchor",
+                   ("reported", "p1 Tables 2-3, GCN + Transformer", "No finished baseline", "hops from anchor",
                     "annotated AUs that are not nodes", "optimizer steps per fold"))
 
 
@@ -168,8 +168,11 @@ def test_cva_fpf_notebook_through_papermill(tmp_path):
     # a stand-in baseline run on the same clips, so the side-by-side comparison path runs
     clips = data.load("synth", data_root).clips
     (outputs / "synth" / "baseline").mkdir(parents=True)
-    clips.assign(y_true=clips["label"], y_pred=0)[["subject", "clip", "y_true", "y_pred"]].to_csv(
+    clips.assign(y_true=clips["label"], y_pred=0, fold=clips["subject"])[["fold", "subject", "clip", "y_true",
+                                                                          "y_pred"]].to_csv(
         outputs / "synth" / "baseline" / "predictions.csv", index=False)
+    (outputs / "synth" / "baseline" / "metrics.json").write_text(json.dumps(
+        {"protocol": "synth-5", "labels": ["happiness", "disgust", "repression", "surprise", "others"]}))
     params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "epochs": 1, "batch_size": 8,
               "ablations": ["T2", "T5"], "ablation_folds": 2, "attention_clips": 2, "workers": 1,
               "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
