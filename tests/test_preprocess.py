@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -259,3 +261,38 @@ def test_shrinking_warp_is_antialiased():
     np.testing.assert_allclose(faces.warp(img, m, 64)[2:-2, 2:-2], area[2:-2, 2:-2], atol=1e-3)
     naive = cv2.warpAffine(img, m, (64, 64), flags=cv2.INTER_CUBIC)
     assert np.abs(naive - area)[2:-2, 2:-2].mean() > 10  # what the pre-shrink prevents
+
+
+FORKED_AFTER_OPENCV = """
+import sys
+import cv2
+import numpy as np
+
+
+def main():
+    from mer import data
+    from mer.preprocess import ClipDataset
+    a = np.random.default_rng(0).integers(0, 255, (512, 512), dtype=np.uint8)
+    for _ in range(3):  # OpenCV's thread pool busy in this process, as after a magnifier check
+        cv2.calcOpticalFlowFarneback(a, a, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    clips = data.load("casme2", sys.argv[1]).clips
+    ds = ClipDataset(clips, "pair", size=16, align=False, workers=2, cache_dir=sys.argv[2], progress=False)
+    print("prepared", len(ds))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_preprocessing_workers_start_clean_after_opencv_ran_in_the_caller(casme2_root, tmp_path):
+    """Workers come from a fresh server process: forked from a process whose OpenCV thread
+    pool had run (GAM-MM-MER's notebook after its magnifier check), they hung for ever."""
+    import subprocess
+    import sys
+    script = tmp_path / "prepare_after_opencv.py"
+    script.write_text(FORKED_AFTER_OPENCV)
+    done = subprocess.run([sys.executable, str(script), str(casme2_root), str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "prepared 5" in done.stdout

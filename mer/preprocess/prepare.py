@@ -11,6 +11,7 @@ spreads clips over processes.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
@@ -25,6 +26,12 @@ from mer.preprocess import faces
 from mer.preprocess.cache import Cache, CacheStats
 from mer.preprocess.flow import flow_uvs
 from mer.preprocess.frames import frame_path, read_frame
+
+
+# Workers start from a fresh server process, never forked from the caller: a notebook kernel
+# that has already run torch (threads, OpenMP) or ARPACK hangs in forked children (seen when
+# GAM-MM-MER prepared clips after training its magnifier).
+POOL_CONTEXT = multiprocessing.get_context("forkserver")
 
 
 def _labelled(job: tuple[Callable, str, tuple]):
@@ -53,7 +60,7 @@ def _parallel(fn: Callable, items: Sequence, labels: Sequence[str], workers: int
             stats = stats + st
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
             for value, st in pool.map(_labelled, jobs, chunksize=max(1, len(items) // (8 * workers))):
                 results.append(value)
                 stats = stats + st
