@@ -46,6 +46,7 @@ fine-tuning epochs, and with twice as many (30) it still stayed at 0.23.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -107,6 +108,24 @@ class ChebConv(nn.Module):
         return (t @ self.weight.reshape(self.k * c, -1) + self.bias).reshape(n, b, -1)
 
 
+@lru_cache(maxsize=32)
+def graph_structure(side: int, p: int, q: int, T: float, graph_seed: int, levels: tuple[int, ...]) -> dict:
+    """Everything an SGCN keeps of its graph, computed once per (side, p, q, T, seed, levels)
+    and shared by every model built with them (an ablation grid builds dozens): the p+q
+    neighbours, the level-0 gather (the pixel feeding each tree position; fake positions
+    read a zero node), the rescaled Laplacians of the coarsened graphs used by a layer, the
+    real-node masks and the number of output nodes. Callers copy the arrays."""
+    graph = pq_graph(side, p, q, T, graph_seed)
+    coarse = coarsen(graph.adjacency, levels[-1], seed=graph_seed)
+    n = side * side
+    gather = coarse.perms[0].copy()
+    gather[gather >= n] = n
+    return {"neighbours": graph.neighbours, "gather": gather,
+            "laplacians": {lvl: rescaled_laplacian(coarse.graphs[lvl]) for lvl in sorted(set(levels[:-1]))},
+            "real": {lvl: coarse.real_mask(lvl) for lvl in sorted(set(levels))},
+            "n_out": len(coarse.perms[levels[-1]])}
+
+
 class SGCN(nn.Module):
     """One stochastic graph network: (B, C, side, side) -> (B, fc) features."""
 
@@ -115,29 +134,24 @@ class SGCN(nn.Module):
                  T: float = PAPER_T, graph_seed: int = 0):
         super().__init__()
         self.side, self.p, self.q = side, p, q
-        graph = pq_graph(side, p, q, T, graph_seed)
         self.pools = [2 ** s for _, _, s in layers]
         levels = [0]
         for _, _, s in layers:
             levels.append(levels[-1] + s)
-        coarse = coarsen(graph.adjacency, levels[-1], seed=graph_seed)
         self.levels = levels
-        # the pixel index feeding each tree position of level 0 (fake positions read a zero node)
-        n = side * side
-        perm0 = coarse.perms[0].copy()
-        perm0[perm0 >= n] = n
-        self.register_buffer("neighbours", torch.from_numpy(graph.neighbours))
-        self.register_buffer("gather", torch.from_numpy(perm0), persistent=False)
-        for lvl in sorted(set(levels[:-1])):
-            self.register_buffer(f"lap{lvl}", _sparse(rescaled_laplacian(coarse.graphs[lvl])), persistent=False)
-        for lvl in sorted(set(levels)):
-            self.register_buffer(f"real{lvl}", torch.from_numpy(coarse.real_mask(lvl)), persistent=False)
+        graph = graph_structure(side, p, q, float(T), graph_seed, tuple(levels))
+        self.register_buffer("neighbours", torch.from_numpy(graph["neighbours"].copy()))
+        self.register_buffer("gather", torch.from_numpy(graph["gather"].copy()), persistent=False)
+        for lvl, lap in graph["laplacians"].items():
+            self.register_buffer(f"lap{lvl}", _sparse(lap), persistent=False)
+        for lvl, real in graph["real"].items():
+            self.register_buffer(f"real{lvl}", torch.from_numpy(real.copy()), persistent=False)
         convs, c_in = [], in_chans
         for k, c_out, _ in layers:
             convs.append(ChebConv(k, c_in, c_out))
             c_in = c_out
         self.convs = nn.ModuleList(convs)
-        self.n_out_nodes = len(coarse.perms[levels[-1]])
+        self.n_out_nodes = graph["n_out"]
         self.fc = nn.Linear(self.n_out_nodes * c_in, fc)
         self.dropout = nn.Dropout(dropout)
         self.out_dim = fc
