@@ -32,6 +32,7 @@ from mer.preprocess.frames import frame_path, read_frame
 # that has already run torch (threads, OpenMP) or ARPACK hangs in forked children (seen when
 # GAM-MM-MER prepared clips after training its magnifier).
 POOL_CONTEXT = multiprocessing.get_context("forkserver")
+POOL_CONTEXT.set_forkserver_preload(["mer.preprocess.prepare"])  # imported once, in the server
 
 
 def _labelled(job: tuple[Callable, str, tuple]):
