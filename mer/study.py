@@ -141,13 +141,13 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
     into ``outputs/smoke/`` and builds that folder's own report (:mod:`mer.notebook`)."""
     from mer.notebook import output_dir
     from mer.report.html import build_report
-    if dataset == "synth":
-        from mer.data import synth
-        synth.ensure(None, progress=progress)
     failures, jobs = [], find_jobs(dataset, methods)
     unused = set(overrides or {}) - {p for job in jobs for p in declared_parameters(job.notebook)}
     if unused:
         raise ValueError(f"no notebook of this study declares the parameter(s) {sorted(unused)}")
+    if dataset == "synth":
+        from mer.data import synth
+        synth.ensure(None, progress=progress)
     for job in jobs:
         out = output_dir(dataset, job.method, None, smoke)
         if fresh and out.exists():

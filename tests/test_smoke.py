@@ -91,3 +91,29 @@ def test_params_file_runs_in_smoke_mode(job, real_trees, smoke_home):
             assert "Not compared with baseline" in html and f"protocol {base['protocol']}" in html
         else:
             assert "UF1 difference" in html
+
+
+def test_study_parameters_reach_only_the_notebooks_that_declare_them(capsys):
+    from mer.cli import main
+    from mer.study import find_jobs
+    jobs = {j.method: j for j in find_jobs("samm")}
+    tdsgcn = job_params(jobs["tdsgcn"], "/data/SAMM", smoke=True, overrides={"macro_root": "/data/CK+"})
+    base = job_params(jobs["baseline"], "/data/SAMM", smoke=True, overrides={"macro_root": "/data/CK+"})
+    assert tdsgcn["macro_root"] == "/data/CK+" and "macro_root" not in base
+    assert base["smoke"] is True and base["data_root"] == "/data/SAMM" and base["epochs"] == 75  # shrunk in the notebook
+    assert main(["study", "--dataset", "samm", "--smoke", "-p", "epoch=1"]) == 2  # a typo is refused up front
+    assert "declares the parameter(s) ['epoch']" in capsys.readouterr().err
+
+
+def test_smoke_params_shrink_compute_only():
+    from mer.notebook import label, smoke_params
+    gam = {**load_params(project_root() / "params" / "gam_mm_mer" / "casme2.yaml"), "weights_dir": None}
+    s = smoke_params(gam)
+    assert (s["epochs"], s["ablation_folds"], s["input_size"], s["magnifier_steps"], s["check_pairs"]) == (1, 2, 32, 2, 4)
+    assert s["patch"] == 8  # 48 px of 224 keep their share of the face (7 px at 32), at least 8 px
+    assert s["weights_dir"].endswith("smoke/weights") and s["smoke"] is True
+    assert {k: s[k] for k in ("protocol", "ablations", "magnifier_config", "train_alphas")} == \
+        {k: gam[k] for k in ("protocol", "ablations", "magnifier_config", "train_alphas")}  # the same run
+    tds = smoke_params(load_params(project_root() / "params" / "tdsgcn" / "samm.yaml"))
+    assert tds["side"] == 32 and tds["flow_size"] == 32 and tds["pretrain_epochs"] == 1 and "input_size" not in tds
+    assert label("casme2", True) == " (smoke run: compute shrunk)" and label("synth") == " (synthetic)"
