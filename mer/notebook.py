@@ -38,7 +38,7 @@ def smoke_params(params: dict) -> dict:
     if "flow_size" in params and "side" in params:
         out["flow_size"] = params["side"]
     if "weights_dir" in params and params["weights_dir"] is None:  # smoke weights never sit beside real ones
-        out["weights_dir"] = str(paths.outputs_dir() / "smoke" / "weights")
+        out["weights_dir"] = str(paths.smoke_dir() / "weights")
     out["smoke"] = True
     return out
 
@@ -53,6 +53,4 @@ def output_dir(dataset: str, method: str, output_dir: str | os.PathLike | None =
                smoke: bool = False) -> Path:
     """``outputs/<dataset>/<method>/``, ``outputs/smoke/<dataset>/<method>/`` for a smoke
     run, or an explicit ``output_dir``."""
-    if output_dir:
-        return paths.run_dir(dataset, method, output_dir)
-    return paths.run_dir(dataset, method, paths.outputs_dir() / "smoke" / dataset / method if smoke else None)
+    return paths.run_dir(dataset, method, output_dir or (paths.smoke_dir() / dataset / method if smoke else None))

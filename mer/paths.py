@@ -28,6 +28,12 @@ def outputs_dir() -> Path:
     return Path(env) if env else project_root() / "outputs"
 
 
+def smoke_dir() -> Path:
+    """Where smoke runs write (``outputs/smoke``): their runs, weights and report, never
+    beside real results."""
+    return outputs_dir() / "smoke"
+
+
 def synth_quick_root() -> Path:
     """Default location of the generated SynthME quick set."""
     return outputs_dir() / "data" / "synth_quick"

@@ -98,9 +98,9 @@ def to_html(ipynb: Path) -> Path:
 
 
 def job_params(job: Job, data_root: str | os.PathLike | None = None, smoke: bool = False,
-               overrides: dict | None = None, output_dir: str | os.PathLike | None = None) -> dict:
+               overrides: dict | None = None) -> dict:
     """The parameters a job runs with: its params file, then ``data_root``, the
-    ``overrides`` its notebook declares, ``smoke`` and ``output_dir``."""
+    ``overrides`` its notebook declares, and ``smoke``."""
     params = load_params(job.params_file)
     if data_root is not None:
         params["data_root"] = str(data_root)
@@ -108,8 +108,6 @@ def job_params(job: Job, data_root: str | os.PathLike | None = None, smoke: bool
     params.update({k: v for k, v in (overrides or {}).items() if k in declared})
     if smoke:
         params["smoke"] = True
-    if output_dir is not None:
-        params["output_dir"] = str(output_dir)
     return params
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer.paths import outputs_dir
+from mer.paths import outputs_dir, smoke_dir
 from mer.report.reported import DATASET_NAMES, REPORTED
 
 METHOD_ORDER = ["baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
@@ -92,7 +92,7 @@ SMOKE_BANNER = ("<p class='smoke'>SMOKE RUNS: every run below trained with its c
 def build_report(root: Path | None = None, smoke: bool = False) -> Path:
     """``report.html`` in ``root`` (default: the outputs folder; for smoke runs
     ``outputs/smoke``) from the runs under it."""
-    root = root or (outputs_dir() / "smoke" if smoke else outputs_dir())
+    root = root or (smoke_dir() if smoke else outputs_dir())
     root.mkdir(parents=True, exist_ok=True)
     runs = collect(root, smoke=smoke)
     ok = [r for r in runs if "_error" not in r]
