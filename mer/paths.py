@@ -46,6 +46,31 @@ def run_dir(dataset: str, method: str, output_dir: str | os.PathLike | None = No
     return path
 
 
+def method_notebooks(root: str | os.PathLike | None = None) -> dict[str, list[Path]]:
+    """Each method (a ``params/<method>/`` folder under ``root``, default the project root)
+    -> its notebooks ``notebooks/NN_<method>[_words].ipynb``, sorted by name (empty if none).
+
+    Method ids hold underscores, so a notebook belongs to the longest method id ``m`` for
+    which its stem is ``NN_m`` or starts with ``NN_m_``: with methods ``gam`` and
+    ``gam_mm_mer``, ``02_gam_mm_mer.ipynb`` is ``gam_mm_mer``'s."""
+    root = Path(root) if root is not None else project_root()
+    params = root / "params"
+    methods = sorted(p.name for p in params.iterdir() if p.is_dir()) if params.is_dir() else []
+    found: dict[str, list[Path]] = {m: [] for m in methods}
+    for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        rest = nb.stem[3:]
+        matches = [m for m in methods if rest == m or rest.startswith(m + "_")]
+        if matches:
+            found[max(matches, key=len)].append(nb)
+    return found
+
+
+def notebook_order(root: str | os.PathLike | None = None) -> dict[str, int]:
+    """Method -> its notebook's number ``NN`` (the first, if it has several), for each
+    method with a notebook: the order of the study and the report (00_baseline first)."""
+    return {m: int(nbs[0].name[:2]) for m, nbs in method_notebooks(root).items() if nbs}
+
+
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -67,6 +92,28 @@ def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
+
+
+def describe(value: object) -> object:
+    """``value`` as plain JSON data for a cache key: an object with ``key()`` (a dataset, a
+    model spec, a magnifier) by its key, a dataclass by its fields, arrays and tuples as
+    lists, a function by its qualified name, anything else by ``str``."""
+    import dataclasses
+    if hasattr(value, "key") and callable(value.key):
+        return value.key()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
+        return [describe(v) for v in list(value)]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    return str(value)
 
 
 def content_key(obj: object, length: int | None = None) -> str:

@@ -52,10 +52,22 @@ class ToyData:
     def subset(self, idx, train):
         return ArraySubset(self.x, self.labels, np.asarray(idx), flip=False, shift=0)
 
+    def key(self):
+        return {"dataset": "ToyData", "clips": len(self.labels)}
+
+
+def keyed(fn, name: str):
+    """A model factory with the ``key()`` run_cv derives its run key from."""
+    fn.key = lambda: {"model": name}
+    return fn
+
 
 def small_model():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
                          nn.Linear(16, 3))
+
+
+keyed(small_model, "small")
 
 
 CFG = engine.TrainConfig(epochs=6, batch_size=8, lr=0.02, seed=3, device="cpu")
@@ -83,14 +95,18 @@ def test_exponential_decay_holds_after_decay_epochs():
 def test_run_variants_rows_and_per_variant_predictions(tmp_path):
     ds = ToyData()
     folds = splits.make_folds(ds.clips, 2, 0)
-    wide = lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                                 nn.Linear(32, 3))
+    wide = keyed(lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                                       nn.Flatten(), nn.Linear(32, 3)), "wide")
     kept = {}
-    table = engine.run_variants({"small": (ds, small_model, "s"), "wide + x": (ds, wide, "w")}, folds, CFG,
-                                tmp_path, CLASSES, "grouped 2-fold", progress=False, results=kept)
-    assert list(table["variant"]) == ["small", "wide + x"] and set(table["folds"]) == {"grouped 2-fold"}
+    short = engine.TrainConfig(**{**CFG.__dict__, "epochs": 2})  # a variant with its own training settings
+    table = engine.run_variants({"small": (ds, small_model), "wide + x": (ds, wide), "short": (ds, small_model, short)},
+                                folds, CFG, tmp_path, CLASSES, "grouped 2-fold", progress=False, results=kept)
+    assert list(table["variant"]) == ["small", "wide + x", "short"] and set(table["folds"]) == {"grouped 2-fold"}
+    assert kept["small"].curves["epoch"].max() == CFG.epochs and kept["short"].curves["epoch"].max() == 2
+    with pytest.raises(ValueError, match="give \\(dataset, model\\)"):
+        engine.run_variants({"bad": (ds,)}, folds, CFG, tmp_path, CLASSES, "")
     assert (tmp_path / "small" / "folds").is_dir() and (tmp_path / safe_name("wide + x") / "folds").is_dir()
-    assert set(kept) == {"small", "wide + x"} and len(kept["small"].predictions) == len(ds.labels)
+    assert set(kept) == {"small", "wide + x", "short"} and len(kept["small"].predictions) == len(ds.labels)
     assert kept["wide + x"].metrics["uf1"] == table.set_index("variant").loc["wide + x", "uf1"]
 
 
@@ -118,6 +134,7 @@ def test_resume_skips_finished_folds_and_matches_uninterrupted(tmp_path):
             raise KeyboardInterrupt("stopped during fold 3")
         return small_model()
 
+    keyed(crashing, "small")
     with pytest.raises(KeyboardInterrupt):
         engine.run_cv(ds, folds, crashing, CFG, tmp_path / "run", CLASSES, progress=False)
     done = sorted(p.name for p in (tmp_path / "run" / "folds").glob("*.json"))
@@ -206,8 +223,6 @@ def test_lr_is_halved_at_an_iteration_milestone():
     assert lrs == [0.1, 0.1, 0.1, 0.05, 0.05]
     with pytest.raises(ValueError, match="lr_milestones"):
         engine._make_scheduler(opt, engine.TrainConfig(scheduler="milestones"))
-    # at its defaults the new setting leaves earlier runs' cache keys unchanged
-    assert "lr_milestones" not in engine.config_ident(engine.TrainConfig())
 
 
 def test_fit_steps_the_milestone_schedule_per_iteration():
@@ -247,6 +262,7 @@ def _module_model(path, body: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules["mer._probe_model"] = module
     spec.loader.exec_module(module)
+    module.Probe.key = staticmethod(lambda: {"model": "probe"})
     return module.Probe
 
 

@@ -198,8 +198,8 @@ def test_transfer_pretrains_without_test_subjects_and_loads_the_sgcns(tmp_path):
     macro.clips["subject"] = ["s0", "s0", "s0", "s0", "s0", "s0"] + [f"m{i // 6}" for i in range(18)]  # s0 shared
 
     def build(n):
-        return lambda: models.create("tdsgcn", num_classes=n, side=12, layers=TINY, fc=8, branches=["spatial"],
-                                     graphs=[(4, 0)])
+        return models.Spec("tdsgcn", num_classes=n, side=12, layers=TINY, fc=8, branches=["spatial"],
+                           graphs=[(4, 0)])
 
     cfg = engine.TrainConfig(epochs=2, batch_size=8, lr=0.01, seed=0, device="cpu", val_subjects=0.3)
     pre = transfer.Pretrainer(macro, build(3), cfg, tmp_path / "pre", ("a", "b", "c"), progress=False)

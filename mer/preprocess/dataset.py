@@ -28,20 +28,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from mer.data.aus import au_vectors
+from mer.landmarks import REGIONS  # the default regions of the ``regions`` recipe
+from mer.paths import describe
 from mer.preprocess import faces, prepare
 from mer.preprocess.cache import CacheStats
 from mer.preprocess.frames import interpolate_sequence, rate_positions, sample_at, uniform_numbers, with_apex
 
 RECIPES = ("diff", "apex", "onset", "pair", "sequence", "flow", "regions")
-
-# Landmark groups (68-point indices) for the ``regions`` recipe: brows, eyes, nose tip,
-# mouth; the jaw contour is left out (p2).
-REGIONS: dict[str, list[int]] = {
-    "right_brow": list(range(17, 22)), "left_brow": list(range(22, 27)), "glabella": [21, 22, 27],
-    "right_eye": list(range(36, 42)), "left_eye": list(range(42, 48)), "nose_tip": list(range(30, 36)),
-    "mouth_right": [48, 49, 59, 60], "mouth_left": [53, 54, 55, 64],
-    "upper_lip": [50, 51, 52, 61, 62, 63], "lower_lip": [56, 57, 58, 65, 66, 67],
-}
 
 
 def region_patches(frame: np.ndarray, points: np.ndarray, regions: dict[str, list[int]], patch: int) -> np.ndarray:
@@ -99,7 +92,34 @@ def _rotate(x: torch.Tensor, angle: float, rotate_vectors: bool) -> torch.Tensor
     return out
 
 
-class ClipDataset(Dataset):
+class ClipSet(Dataset):
+    """What every clip dataset of the study shares: ``clips`` (the clip table; its row order
+    is the fold indices), ``labels``, ``draw(i, train)`` (item ``i`` as a fold sees it,
+    augmented when ``train``), ``subset(idx, train)`` (a fold's view) and ``key()``.
+
+    ``key()`` describes everything that shapes the items: the class and every setting it
+    was built with (a dataset it wraps by that dataset's key), so a run's cache key is
+    derived from the dataset, never written by hand. A subclass records its settings with
+    ``self._keep(locals())`` first thing in ``__init__``; the settings named in
+    :attr:`UNKEYED` change how fast items are made or where they are cached, not what
+    they are (the clips enter the run key on their own, with their source frames)."""
+
+    UNKEYED = ("self", "clips", "cache_dir", "use_cache", "workers", "progress", "__class__")
+
+    def _keep(self, args: dict) -> None:
+        self.settings = {k: describe(v) for k, v in args.items() if k not in self.UNKEYED}
+
+    def key(self) -> dict:
+        return {"dataset": type(self).__name__, **self.settings}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: np.ndarray, train: bool) -> "FoldView":
+        return FoldView(self, np.asarray(idx), train)
+
+
+class ClipDataset(ClipSet):
     """All clips of a table, preprocessed once; items are (tensor, label) without augmentation.
 
     ``subset(idx, train)`` gives a fold's view (augmented when ``train``). ``self.clips`` is
@@ -112,6 +132,7 @@ class ClipDataset(Dataset):
                  diff_gain: float = 10.0, augment: Augment | None = None, iod: float = faces.IOD_FRACTION,
                  eye_y: float = faces.EYE_Y, include_apex: bool = False, au_vocabulary: Sequence[int] | None = None,
                  cache_dir=None, use_cache: bool = True, workers: int = 1, progress: bool = True):
+        self._keep(locals())
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; known: {RECIPES}")
         if recipe == "sequence" and sampling not in ("uniform", "interpolate", "rate"):
@@ -210,9 +231,6 @@ class ClipDataset(Dataset):
             x = x[0]
         return x.contiguous()
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def item(self, i: int, augment: Augment | None = None):
         """Model input of sample ``i``: a tensor, or a dict {"frames", "apex_index", "aus"}
         (the keys that apply) when the model needs more than the frames."""
@@ -230,7 +248,7 @@ class ClipDataset(Dataset):
         """The same clips with their AU vectors only (no frames): the "AU vector alone" reference."""
         if self.aus is None:
             raise ValueError("this dataset has no AU vectors (au_vocabulary=None)")
-        return AUVectors(self.clips, self.labels, self.aus)
+        return AUVectors(self.clips, self.labels, self.aus, self.au_vocabulary)
 
     def aus_outside_summary(self) -> pd.DataFrame:
         """AUs annotated on clips but not in the AU vector's vocabulary, with clip counts."""
@@ -249,9 +267,6 @@ class ClipDataset(Dataset):
         """Sample ``i`` as a fold's view gives it: augmented when ``train``."""
         return self.item(i, self.augment if train else None)
 
-    def subset(self, idx: np.ndarray, train: bool) -> "FoldView":
-        return FoldView(self, np.asarray(idx), train)
-
 
 class FoldView(Dataset):
     """Rows ``idx`` of a clip dataset (anything with ``labels`` and ``draw(i, train)``, which
@@ -268,18 +283,16 @@ class FoldView(Dataset):
         return self.base.draw(j, self.train), int(self.base.labels[j])
 
 
-class AUVectors(Dataset):
-    """Clips as their binary AU vectors only; items ({"aus": vector}, label). Same ``clips``,
-    ``labels`` and ``subset`` interface as :class:`ClipDataset` (nothing to augment)."""
+class AUVectors(ClipSet):
+    """Clips as their binary AU vectors only; items ({"aus": vector}, label), nothing to
+    augment. ``au_vocabulary``: the AUs of the vector, in order."""
 
-    def __init__(self, clips: pd.DataFrame, labels: np.ndarray, aus: torch.Tensor):
+    def __init__(self, clips: pd.DataFrame, labels: np.ndarray, aus: torch.Tensor, au_vocabulary: Sequence[int]):
+        self.settings = {"au_vocabulary": [int(a) for a in au_vocabulary]}
         self.clips, self.labels, self.aus = clips, labels, aus
 
-    def __len__(self) -> int:
-        return len(self.labels)
+    def draw(self, i: int, train: bool):
+        return {"aus": self.aus[i]}
 
     def __getitem__(self, i: int):
-        return {"aus": self.aus[i]}, int(self.labels[i])
-
-    def subset(self, idx: np.ndarray, train: bool) -> torch.utils.data.Subset:
-        return torch.utils.data.Subset(self, [int(i) for i in idx])
+        return self.draw(i, False), int(self.labels[i])

@@ -25,9 +25,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
-from mer.preprocess.dataset import Augment, ClipDataset, FoldView
+from mer.preprocess.dataset import Augment, ClipDataset, ClipSet
 
 # Order of the five crops: top-left, top-right, bottom-left, bottom-right, centre.
 FIVE_CROPS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
@@ -68,12 +67,13 @@ def clip_table_landmarks(clips: pd.DataFrame, column: str = "landmarks_apex") ->
     return np.stack(pts)
 
 
-class LandmarkFrames(Dataset):
+class LandmarkFrames(ClipSet):
     """Items ({"frames": (T, 6, S, S), "points": (L, 2)}, label). Same ``clips`` /
     ``labels`` / ``subset`` interface as :class:`ClipDataset`."""
 
     def __init__(self, frames: ClipDataset, landmark_ids: Sequence[int], diff_gain: float = 10.0,
                  augment: Augment | None = None, five_crop: float | None = None):
+        self._keep(locals())
         if frames.recipe != "sequence" or not frames.align:
             raise ValueError("LandmarkFrames needs an aligned ClipDataset with the 'sequence' recipe (landmarks)")
         if frames.sampling != "uniform":
@@ -90,9 +90,6 @@ class LandmarkFrames(Dataset):
         self.augment = augment if augment is not None else Augment(flip=False, rotate=0.0, pad=1, jitter=0.1)
         self.frames = frames.data  # per clip (T, S, S, 3) uint8
         self.points = [p[self.landmark_ids] for p in clip_table_landmarks(self.clips)]
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
     @property
     def sample_shape(self) -> dict[str, tuple[int, ...]]:
@@ -113,6 +110,3 @@ class LandmarkFrames(Dataset):
 
     def draw(self, i: int, train: bool) -> dict[str, torch.Tensor]:
         return self.item(i, train)
-
-    def subset(self, idx: np.ndarray, train: bool) -> FoldView:
-        return FoldView(self, np.asarray(idx), train)

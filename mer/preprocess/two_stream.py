@@ -18,18 +18,18 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from mer.preprocess.dataset import Augment, ClipDataset, FoldView
+from mer.preprocess.dataset import Augment, ClipDataset, ClipSet
 
 NO_AUGMENT = Augment(flip=False, rotate=0.0, pad=0, jitter=0.0)
 
 
-class TwoStream(Dataset):
+class TwoStream(ClipSet):
     def __init__(self, clips: pd.DataFrame, side: int = 32, branches: Sequence[str] = ("spatial", "temporal"),
                  spatial: str = "apex", flow_size: int = 64, flow: str = "tvl1", flow_gain: float = 4.0,
                  diff_gain: float = 10.0, flip: bool = True, align: bool = True, cache_dir=None, workers: int = 1,
                  progress: bool = True):
+        self._keep(locals())
         if spatial not in ("apex", "diff"):
             raise ValueError(f"spatial must be 'apex' or 'diff', got {spatial!r}")
         self.branches = tuple(b for b in ("spatial", "temporal") if b in branches)
@@ -54,6 +54,7 @@ class TwoStream(Dataset):
         view = object.__new__(TwoStream)
         view.__dict__.update(self.__dict__)
         view.branches = tuple(b for b in self.branches if b in branches)
+        view.settings = {**self.settings, "branches": list(view.branches)}
         return view
 
     def temporal(self, i: int) -> torch.Tensor:
@@ -77,9 +78,6 @@ class TwoStream(Dataset):
                 out["temporal"][0] = -out["temporal"][0]
         return out
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def __getitem__(self, i: int):
         return self.item(i), int(self.labels[i])
 
@@ -87,6 +85,3 @@ class TwoStream(Dataset):
         """Item ``i``, flipped with probability 1/2 (torch's seeded RNG) when ``train`` and
         ``flip``."""
         return self.item(i, train and self.flip and bool(torch.rand(()) < 0.5))
-
-    def subset(self, idx: np.ndarray, train: bool) -> FoldView:
-        return FoldView(self, np.asarray(idx), train)

@@ -57,33 +57,45 @@ class TrainConfig:
     amp: str = "auto"  # mixed precision: bf16 | fp16 | off; auto: bf16 on CUDA, off on CPU
 
 
-# Fields added after runs were cached: at these defaults they are left out of the run
-# key, so the fold records of earlier runs stay valid.
-_LATER_FIELDS = {"focal_alpha": 1.0, "patience": 0, "val_subjects": 0.2, "lr_milestones": (),
-                 "milestone_gamma": 0.5, "amp": "auto"}
 AMP = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
 
 def config_ident(cfg: TrainConfig) -> dict:
-    """The training settings as they enter a run's cache key."""
-    return {k: v for k, v in asdict(cfg).items()
-            if not (k in _LATER_FIELDS and (tuple(v) if isinstance(v, list) else v) == _LATER_FIELDS[k])}
+    """The training settings as they enter a run's cache key: every field."""
+    return asdict(cfg)
 
 
 class PerFold:
     """A model factory that needs the fold, e.g. to pre-train without the fold's test
-    subjects: ``PerFold(lambda fold: ...)``. :func:`run_cv` passes the fold; a plain
-    factory is called with no argument."""
+    subjects: ``PerFold(fn, key)``; :func:`run_cv` passes the fold (None when only the
+    architecture is wanted). ``key`` describes what it builds, as :meth:`Spec.key
+    <mer.models.spec.Spec.key>` does."""
 
-    def __init__(self, fn: Callable[[Fold | None], nn.Module]):
-        self.fn = fn
+    takes_fold = True
+
+    def __init__(self, fn: Callable[[Fold | None], nn.Module], key: dict):
+        self.fn, self._key = fn, key
 
     def __call__(self, fold: Fold | None = None) -> nn.Module:
         return self.fn(fold)
 
+    def key(self) -> dict:
+        return self._key
+
 
 def build_model(model_fn: Callable, fold: Fold | None) -> nn.Module:
-    return model_fn(fold) if isinstance(model_fn, PerFold) else model_fn()
+    return model_fn(fold) if getattr(model_fn, "takes_fold", False) else model_fn()
+
+
+def run_key(dataset, model_fn) -> dict:
+    """What a run's cache key takes from its dataset and its model, both derived from the
+    objects themselves (``key()``: every setting that shapes the items, every model
+    argument), so no setting can be left out by hand."""
+    missing = [name for name, obj in (("dataset", dataset), ("model", model_fn)) if not callable(getattr(obj, "key", None))]
+    if missing:
+        raise TypeError(f"run_cv derives its cache key from the dataset and the model: the {' and '.join(missing)} "
+                        f"has no key() (pass a mer.preprocess dataset and a mer.models.Spec)")
+    return {"data": dataset.key(), "model": model_fn.key()}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -312,22 +324,33 @@ class CVResult:
         return f"[{note}]"
 
 
+def run_ident(dataset, model_fn, cfg: TrainConfig, classes) -> dict:
+    """Everything a cross-validated run's results depend on, before the fold: the training
+    settings, the dataset's and the model's keys (:func:`run_key`), the classes, the clips
+    and their labels, the code and the source frames. Each fold's cache key adds the fold."""
+    clips = dataset.clips
+    with preserved_rng():  # building the architecture draws its initial weights
+        code = code_version(build_model(model_fn, None), dataset)
+    return {"cfg": config_ident(cfg), "run": run_key(dataset, model_fn), "classes": tuple(classes), "code": code,
+            "data": content_key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()], 16),
+            "frames": frames_key(clips)}
+
+
 def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: TrainConfig,
-           out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], run_key: object = None,
-           desc: str = "folds", progress: bool = True, save_models: bool | Collection[str] = False) -> CVResult:
+           out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], desc: str = "folds", progress: bool = True, save_models: bool | Collection[str] = False) -> CVResult:
     """Cross-validate: a fresh ``model_fn()`` per fold (``model_fn(fold)`` for a :class:`PerFold`,
     which gets None when only the architecture is wanted), trained on
     ``dataset.subset(train, True)``; with ``cfg.patience`` a share of the training subjects
     is held out of training to early-stop on (never the test subject).
 
-    A fold's record is reused only when its key matches: the training settings,
-    ``run_key``, the classes, the clips and labels, the code that trains it and the
-    source frames (:mod:`mer.train.provenance`); a record with another key is counted in
-    ``folds_stale`` and recomputed.
+    A fold's record is reused only when its key matches: the training settings, the
+    dataset's and the model's own keys (:func:`run_key`), the classes, the clips and
+    labels, the code that trains it and the source frames (:mod:`mer.train.provenance`);
+    a record with another key is counted in ``folds_stale`` and recomputed.
 
     ``dataset`` needs ``.clips`` (the clip table, row order = indices of ``folds``),
-    ``.labels`` and ``.subset(idx, train)``. ``run_key`` is anything else that changes the
-    result (model config, recipe); fold files whose key differs are recomputed.
+    ``.labels``, ``.subset(idx, train)`` and ``.key()``; ``model_fn`` is a
+    :class:`~mer.models.spec.Spec` (or anything callable with a ``key()``).
     ``save_models`` (True, or a collection of fold names) also keeps those folds' trained
     weights beside their records (``<fold>.pt``), for figures drawn from a fold's own model
     (:func:`load_fold_model`) without training it again.
@@ -337,11 +360,8 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     device = resolve_device(cfg.device)
     clips = dataset.clips
     classes = tuple(classes)
-    with preserved_rng():  # building the architecture draws its initial weights
-        code = code_version(build_model(model_fn, None), dataset)
-    ident = {"cfg": config_ident(cfg), "run": run_key, "classes": classes, "code": code,
-             "data": content_key([clips["subject"].tolist(), clips["clip"].tolist(), dataset.labels.tolist()], 16),
-             "frames": frames_key(clips)}
+    ident = run_ident(dataset, model_fn, cfg, classes)
+    code = ident["code"]
     rows, curves, fold_scores, resumed, stale, t0 = [], [], [], 0, 0, time.perf_counter()
     bar = tqdm(folds, desc=desc, disable=not progress)
     for fold in bar:
@@ -443,12 +463,16 @@ def _read_fold(path: Path) -> dict | None:
 
 def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig, out_dir: str | os.PathLike,
                  classes, folds_label: str, progress: bool = True, results: dict | None = None) -> pd.DataFrame:
-    """Ablations: each variant ``name -> (dataset, model_fn, run_key)`` under the same folds
-    and training settings; one row per variant (acc, UF1, UAR pooled over its folds). Pass a
-    dict as ``results`` to also get each variant's :class:`CVResult` (predictions included)."""
+    """Ablations: each variant ``name -> (dataset, model_fn)`` or ``(dataset, model_fn,
+    config)`` (its own training settings; ``cfg`` otherwise) under the same folds; one row
+    per variant (acc, UF1, UAR pooled over its folds). Pass a dict as ``results`` to also get
+    each variant's :class:`CVResult` (predictions included)."""
     rows = []
-    for name, (dataset, model_fn, run_key) in variants.items():
-        r = run_cv(dataset, folds, model_fn, cfg, Path(out_dir) / safe_name(name), classes, run_key=run_key,
+    for name, spec in variants.items():
+        if not 2 <= len(spec) <= 3:
+            raise ValueError(f"ablation {name!r}: give (dataset, model) or (dataset, model, TrainConfig)")
+        dataset, model_fn, own_cfg = (*spec, cfg) if len(spec) == 2 else spec
+        r = run_cv(dataset, folds, model_fn, own_cfg or cfg, Path(out_dir) / safe_name(name), classes,
                    desc=f"ablation: {name}", progress=progress)
         rows.append({"variant": name, "folds": folds_label, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
                      "uar": r.metrics["uar"]})

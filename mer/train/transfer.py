@@ -20,7 +20,7 @@ from torch import nn
 
 from mer.paths import content_key, replace_atomic
 from mer.train.engine import (PerFold, TrainConfig, config_ident, evaluate, fit, preserved_rng, resolve_device,
-                              seed_everything, validation_split)
+                              run_key, seed_everything, validation_split)
 from mer.train.losses import make_loss
 from mer.train.provenance import code_version, frames_key
 from mer.train.splits import Fold, guard_pretraining
@@ -32,11 +32,11 @@ class Pretrainer:
     {"state", "curve", "val_acc", "train_acc", "subjects", "val_subjects", "clips", "seconds"}."""
 
     def __init__(self, macro, model_fn: Callable[[], nn.Module], cfg: TrainConfig, out_dir: str | Path,
-                 classes, run_key: object = None, progress: bool = True):
+                 classes, progress: bool = True):
         self.macro, self.model_fn, self.cfg = macro, model_fn, cfg
         self.out_dir = Path(out_dir)
         self.classes = tuple(classes)
-        self.run_key, self.progress = run_key, progress
+        self.progress = progress
         self._memo: dict[str, dict] = {}
         self._code: dict | None = None
 
@@ -45,15 +45,16 @@ class Pretrainer:
         return np.flatnonzero(~self.macro.clips["subject"].astype(str).isin({str(s) for s in exclude}).to_numpy())
 
     def key(self, exclude=()) -> str:
-        """Everything the pre-trained model depends on: settings, run key, classes, the macro
-        clips kept, their source frames and the code (:mod:`mer.train.provenance`)."""
+        """Everything the pre-trained model depends on: settings, the macro dataset's and the
+        model's keys, classes, the macro clips kept, their source frames and the code
+        (:mod:`mer.train.provenance`)."""
         keep = self.kept(exclude)
         clips = self.macro.clips.iloc[keep]
         if self._code is None:
             with preserved_rng():  # building the architecture draws its initial weights
                 self._code = code_version(self.model_fn(), self.macro)
-        return content_key({"cfg": config_ident(self.cfg), "run": self.run_key, "classes": self.classes,
-                            "code": self._code, "frames": frames_key(clips),
+        return content_key({"cfg": config_ident(self.cfg), "run": run_key(self.macro, self.model_fn),
+                            "classes": self.classes, "code": self._code, "frames": frames_key(clips),
                             "clips": [clips["subject"].astype(str).tolist(), clips["clip"].astype(str).tolist(),
                                       self.macro.labels[keep].tolist()]}, 16)
 
@@ -106,4 +107,4 @@ def transferred(model_fn: Callable[[], nn.Module], pretrainer: Pretrainer) -> Pe
         if fold is not None:
             model.load_sgcns(pretrainer(fold.test_subjects)["state"])
         return model
-    return PerFold(build)
+    return PerFold(build, {**model_fn.key(), "pretraining": pretrainer.key()})
