@@ -47,18 +47,12 @@ def _bench(a: argparse.Namespace) -> int:
 
 
 def _train_magnifier(a: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from mer.magnify.eulerian import magnify_pair
     from mer.magnify.measure import compare_magnifiers
-    from mer.magnify.train import PAPER, MagnifierConfig, as_magnifier, train_magnifier, weights_path
+    from mer.magnify.training import MagnifierConfig, as_magnifier, train_magnifier, weights_path
     from mer.paths import outputs_dir
     from mer.preprocess.cache import default_root
-    cfg = PAPER if a.config == "paper" else MagnifierConfig()
-    if a.steps is not None:
-        cfg = replace(cfg, steps=a.steps)
-    if a.pairs is not None:
-        cfg = replace(cfg, n_pairs=a.pairs)
+    cfg = MagnifierConfig.named(a.config, steps=a.steps, pairs=a.pairs)
     weights = a.weights_dir or outputs_dir() / "weights"
     model, record = train_magnifier(cfg, weights, a.cache_dir or default_root() / "magnify", device=a.device)
     print(f"ST-MEMM ({cfg.model}, {cfg.steps} steps): {weights_path(cfg, weights)}; "

@@ -1,4 +1,5 @@
-"""dlib's frontal face detector and 68-point landmark model, shared by every stage.
+"""dlib's frontal face detector and 68-point landmark model, shared by every stage, and
+the named landmark groups and face regions built from them.
 
 The 68-point model file ships inside the PyPI package ``face-recognition-models``. That
 package's ``__init__`` imports ``pkg_resources`` (absent on modern setuptools), so the
@@ -23,6 +24,27 @@ RIGHT_EYE = list(range(36, 42))
 LEFT_EYE = list(range(42, 48))
 OUTER_MOUTH = list(range(48, 60))
 INNER_MOUTH = list(range(60, 68))
+
+# Face regions for region patches (p2's GAM-MER nodes, the ``regions`` recipe): brows,
+# eyes, nose tip, mouth; the jaw contour is left out (p2).
+REGIONS: dict[str, list[int]] = {
+    "right_brow": list(RIGHT_BROW), "left_brow": list(LEFT_BROW),
+    "glabella": RIGHT_BROW[-1:] + LEFT_BROW[:1] + NOSE_BRIDGE[:1],    # 21, 22, 27
+    "right_eye": list(RIGHT_EYE), "left_eye": list(LEFT_EYE),
+    "nose_tip": NOSE_BRIDGE[-1:] + NOSE_BASE,                          # 30-35
+    "mouth_right": OUTER_MOUTH[:2] + OUTER_MOUTH[-1:] + INNER_MOUTH[:1],  # 48, 49, 59, 60
+    "mouth_left": OUTER_MOUTH[5:8] + INNER_MOUTH[4:5],                 # 53, 54, 55, 64
+    "upper_lip": OUTER_MOUTH[2:5] + INNER_MOUTH[1:4],                  # 50-52, 61-63
+    "lower_lip": OUTER_MOUTH[8:11] + INNER_MOUTH[5:8],                 # 56-58, 65-67
+}
+
+# Every landmark region: :data:`REGIONS` plus the nose bridge and the jaw contour in three
+# parts (p2 Table 3's "all regions").
+ALL_REGIONS: dict[str, list[int]] = {
+    **REGIONS,
+    "nose_bridge": list(NOSE_BRIDGE),
+    "jaw_right": JAW[:6], "chin": JAW[6:11], "jaw_left": JAW[11:],
+}
 
 
 def predictor_path() -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from mer.paths import outputs_dir, project_root
+from mer.paths import method_notebooks, outputs_dir, project_root
 
 KERNEL = "mer"
 
@@ -29,9 +29,9 @@ class Job:
 
 def method_notebook(method: str, pfile: Path | None = None) -> Path:
     """A method's notebook: notebooks/NN_<method>.ipynb, or with a descriptive suffix,
-    NN_<method>_<words>.ipynb; exactly one must exist."""
-    folder = project_root() / "notebooks"
-    nbs = sorted({*folder.glob(f"[0-9][0-9]_{method}.ipynb"), *folder.glob(f"[0-9][0-9]_{method}_*.ipynb")})
+    NN_<method>_<words>.ipynb (the longest method id wins, see ``mer.paths.method_notebooks``);
+    exactly one must exist."""
+    nbs = method_notebooks(project_root()).get(method, [])
     if len(nbs) != 1:
         raise FileNotFoundError(f"{pfile or method}: expected one notebook notebooks/NN_{method}[_words].ipynb, "
                                 f"found {[n.name for n in nbs]}")
@@ -143,7 +143,7 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
     unused = set(overrides or {}) - {p for job in jobs for p in declared_parameters(job.notebook)}
     if unused:
         raise ValueError(f"no notebook of this study declares the parameter(s) {sorted(unused)}")
-    if dataset == "synth":
+    if dataset == "synth" and data_root is None:  # the generated quick set, unless another copy is named
         from mer.data import synth
         synth.ensure(None, progress=progress)
     for job in jobs:

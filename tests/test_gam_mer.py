@@ -3,11 +3,30 @@ import pytest
 import torch
 
 from mer import models
-from mer.models.gam_mer import ALL_REGIONS, PRIOR_EDGES, region_graph
-from mer.preprocess.dataset import REGIONS
+from mer.landmarks import ALL_REGIONS, REGIONS
+from mer.models.gam_mer import PRIOR_EDGES, region_graph
 from tests.training import tiny_batch_losses
 
 SELECTED = list(REGIONS)
+
+
+def test_regions_keep_their_landmark_indices():
+    """The region dicts built from mer.landmarks' named groups, exactly the literal values
+    they had before they moved there (keys, order and indices: region patches and cache
+    keys depend on them)."""
+    micro = {
+        "right_brow": [17, 18, 19, 20, 21], "left_brow": [22, 23, 24, 25, 26], "glabella": [21, 22, 27],
+        "right_eye": [36, 37, 38, 39, 40, 41], "left_eye": [42, 43, 44, 45, 46, 47],
+        "nose_tip": [30, 31, 32, 33, 34, 35], "mouth_right": [48, 49, 59, 60], "mouth_left": [53, 54, 55, 64],
+        "upper_lip": [50, 51, 52, 61, 62, 63], "lower_lip": [56, 57, 58, 65, 66, 67],
+    }
+    every = {**micro, "nose_bridge": [27, 28, 29, 30], "jaw_right": [0, 1, 2, 3, 4, 5], "chin": [6, 7, 8, 9, 10],
+             "jaw_left": [11, 12, 13, 14, 15, 16]}
+    assert list(REGIONS.items()) == list(micro.items())
+    assert list(ALL_REGIONS.items()) == list(every.items())
+    from mer.models import gam_mer
+    from mer.preprocess import dataset
+    assert dataset.REGIONS is REGIONS and gam_mer.REGIONS is REGIONS and gam_mer.ALL_REGIONS is ALL_REGIONS
 
 
 def test_region_graph_nodes_and_edges():
@@ -30,21 +49,21 @@ def test_region_graph_nodes_and_edges():
 def test_shapes_of_every_variant():
     x = torch.randn(3, 10, 6, 16, 16)
     for kw in [{}, dict(layers=1), dict(layers=3), dict(conv="gcn"), dict(graph="raw")]:
-        m = models.create("gam_mer", num_classes=4, **kw).eval()
+        m = models.create("gam_mm_mer", num_classes=4, **kw).eval()
         assert m(x).shape == (3, 4), kw
         assert len(m.convs) == kw.get("layers", 2)
-    m = models.create("gam_mer", regions=list(ALL_REGIONS)).eval()
+    m = models.create("gam_mm_mer", regions=list(ALL_REGIONS)).eval()
     assert m(torch.randn(2, 14, 6, 16, 16)).shape == (2, 5)
     with pytest.raises(ValueError, match="region patches"):
         m(x)
     with pytest.raises(ValueError, match="unknown region"):
-        models.create("gam_mer", regions=["forehead"])
+        models.create("gam_mm_mer", regions=["forehead"])
 
 
 def test_one_graph_layer_mixes_neighbours_only():
     torch.manual_seed(0)
     for conv in ("gat", "gcn"):
-        m = models.create("gam_mer", layers=1, conv=conv).eval()
+        m = models.create("gam_mm_mer", layers=1, conv=conv).eval()
         i = {r: k for k, r in enumerate(SELECTED)}
         x = torch.randn(1, 10, 6, 16, 16)
         base = m.graph_features(x)[0, i["right_brow"]]
@@ -59,7 +78,7 @@ def test_one_graph_layer_mixes_neighbours_only():
 def test_loss_falls_on_a_tiny_batch():
     torch.manual_seed(0)
     x, y = torch.randn(6, 10, 6, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
-    losses = tiny_batch_losses(models.create("gam_mer", num_classes=3, dropout=0.0), (x,), y)
+    losses = tiny_batch_losses(models.create("gam_mm_mer", num_classes=3, dropout=0.0), (x,), y)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -68,18 +87,19 @@ def test_identical_outputs_for_one_seed():
     outs = []
     for _ in range(2):
         torch.manual_seed(3)
-        outs.append(models.create("gam_mer").eval()(x))
+        outs.append(models.create("gam_mm_mer").eval()(x))
     assert torch.equal(outs[0], outs[1])
     torch.manual_seed(4)
-    assert not torch.equal(models.create("gam_mer").eval()(x), outs[0])
+    assert not torch.equal(models.create("gam_mm_mer").eval()(x), outs[0])
 
 
 def test_magnified_regions_give_node_inputs_per_alpha(tmp_path):
     import numpy as np
     from mer import data
     from mer.data.synth import SynthConfig, generate
-    from mer.magnify.regions import MagnifiedRegions, eulerian_many
+    from mer.magnify.eulerian import eulerian_many
     from mer.preprocess import ClipDataset
+    from mer.preprocess.magnified_regions import MagnifiedRegions
     root = generate(tmp_path / "s", SynthConfig(subjects=1, clips_per_subject=3, size=96, frames=(20, 30), workers=1),
                     progress=False)
     t = data.load("synth", root)
@@ -107,7 +127,6 @@ def test_magnified_regions_give_node_inputs_per_alpha(tmp_path):
     assert torch.equal(at20[0][0], reg20.item(0, 20.0)) and reg20.test_alpha == 5.0  # a view; the original unchanged
     with pytest.raises(ValueError, match="not precomputed"):
         reg.with_test_alpha(20)
-    from mer.models.gam_mer import ALL_REGIONS
     wide = reg.with_regions(ALL_REGIONS)
     assert wide[0][0].shape == (len(ALL_REGIONS), 6, 16, 16) and reg[0][0].shape[0] == 10
     assert torch.equal(wide[0][0][:10], x)  # the shared regions come first, cropped the same way

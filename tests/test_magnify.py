@@ -100,7 +100,7 @@ def _frames(n=2, size=32, seed=0):
 
 
 def test_stmemm_shapes_and_alpha_one_keeps_b_shape():
-    from mer.models.magnify import STMEMM
+    from mer.magnify.stmemm import STMEMM
     torch.manual_seed(0)
     m = STMEMM("quick").eval()
     a, b, _, _ = _frames(size=40)  # 20 x 20 at half size: not a multiple of the window
@@ -118,7 +118,7 @@ def test_stmemm_shapes_and_alpha_one_keeps_b_shape():
 
 
 def test_stmemm_loss_falls_and_is_deterministic():
-    from mer.models.magnify import STMEMM
+    from mer.magnify.stmemm import STMEMM
     g = torch.Generator().manual_seed(0)
     a, b = (torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, size=(32, 32),
                                             mode="bilinear") for _ in range(2))
@@ -142,7 +142,7 @@ def test_stmemm_loss_falls_and_is_deterministic():
 
 
 def test_train_magnifier_caches_its_weights(tmp_path):
-    from mer.magnify.train import MagnifierConfig, as_magnifier, load_magnifier, train_magnifier, weights_path
+    from mer.magnify.training import MagnifierConfig, as_magnifier, load_magnifier, train_magnifier, weights_path
     cfg = MagnifierConfig(pairs=PairConfig(size=16, supersample=4), n_pairs=6, steps=4, batch_size=2)
     model, rec = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)
     path = weights_path(cfg, tmp_path / "w")
@@ -173,8 +173,8 @@ def test_trained_stmemm_at_alpha_one_returns_nearly_frame_b(tmp_path):
     """Untrained, the residual decoder adds noise of its own; a short training already
     brings the alpha = 1 output within a few grey levels of B (the manipulator leaves B's
     shape code untouched at alpha = 1, so what remains is the decoder's reconstruction)."""
-    from mer.magnify.train import MagnifierConfig, as_magnifier, train_magnifier
-    from mer.models.magnify import STMEMM
+    from mer.magnify.training import MagnifierConfig, as_magnifier, train_magnifier
+    from mer.magnify.stmemm import STMEMM
     pairs = PairConfig(size=32, supersample=4)
     held_out = make_pairs(8, 99, pairs, progress=False)
 
@@ -198,3 +198,58 @@ def test_train_magnifier_command(tmp_path, capsys):
     assert rc == 0 and "ST-MEMM (quick, 2 steps)" in out and "measured / requested motion" in out
     assert all(name in out for name in ("ST-MEMM", "Eulerian", "true target"))
     assert len(list((tmp_path / "w").glob("stmemm_*.pt"))) == 1
+
+
+def test_magnifier_config_by_name():
+    from mer.magnify.training import PAPER, MagnifierConfig
+    assert MagnifierConfig.named("quick") == MagnifierConfig() and MagnifierConfig.named("paper") == PAPER
+    cfg = MagnifierConfig.named("paper", steps=10, pairs=20)
+    assert (cfg.steps, cfg.n_pairs, cfg.model, cfg.lr) == (10, 20, "paper", PAPER.lr)
+    assert MagnifierConfig.named("quick", steps=None, pairs=None).key() == MagnifierConfig().key()
+    with pytest.raises(ValueError, match="'fast'.*'quick', 'paper'"):
+        MagnifierConfig.named("fast")
+
+
+def test_change_fidelity_of_identity_linear_and_reversed_magnifiers():
+    from mer.magnify.measure import change_fidelity
+    rng = np.random.default_rng(0)
+    onset = rng.integers(60, 120, (6, 3, 4, 4, 3)).astype(np.uint8)
+    apex = (onset.astype(int) + rng.integers(-3, 4, onset.shape)).astype(np.uint8)
+    assert not (apex == onset).reshape(6, -1).all(1).any()  # every item changes
+    same = change_fidelity(apex, onset, apex, 5.0)  # "magnifier" returning the raw apex
+    assert list(same) == ["alpha", "cosine, median", "cosine, 10th percentile", "gain / alpha, median"]
+    assert same["alpha"] == 5.0
+    assert same["cosine, median"] == pytest.approx(1.0, abs=1e-6)
+    assert same["cosine, 10th percentile"] == pytest.approx(1.0, abs=1e-6)
+    assert same["gain / alpha, median"] == pytest.approx(1 / 5, rel=1e-6)
+    linear = onset.astype(np.float32) + 5.0 * (apex.astype(np.float32) - onset)  # exactly alpha times the change
+    exact = change_fidelity(apex, onset, linear, 5.0)
+    assert exact["cosine, median"] == pytest.approx(1.0, abs=1e-6)
+    assert exact["gain / alpha, median"] == pytest.approx(1.0, rel=1e-6)
+    back = change_fidelity(apex, onset, 2 * onset.astype(np.float32) - apex, 2.0)  # the change reversed
+    assert back["cosine, median"] == pytest.approx(-1.0, abs=1e-6) and back["gain / alpha, median"] == pytest.approx(0.5)
+
+
+def test_identity_error_at_alpha_one():
+    from mer.magnify.measure import identity_error
+    assert identity_error(lambda a, b, alpha: b, 3) == 0.0
+    pairs = check_pairs(3, seed=1)
+    moved = float(np.mean([np.abs(p["A"].astype(np.float32) - p["B"]).mean() for p in pairs]))
+    assert identity_error(lambda a, b, alpha: a, 3, seed=1) == pytest.approx(moved, rel=1e-6) and moved > 0
+
+
+def test_verdict_sentence():
+    import pandas as pd
+    from mer.magnify.measure import verdict
+    check = pd.DataFrame({"magnifier": ["ST-MEMM", "Eulerian", "true target", "ST-MEMM", "Eulerian", "true target"],
+                          "alpha": [5.0, 5.0, 5.0, 10.0, 10.0, 10.0],
+                          "median ratio": [0.79, 0.30, 1.0, 0.791, 0.224, 0.99]})
+    met, text = verdict(check, source="quick")
+    assert met is True
+    assert text == ("ST-MEMM (quick) moves objects by 0.79 at alpha 5, 0.79 at alpha 10 of alpha * d "
+                    "(Eulerian: 0.30, 0.22): the 25% target is met.")
+    check.loc[3, "median ratio"] = 0.74
+    met, text = verdict(check, source="loaded")
+    assert met is False
+    assert text == ("ST-MEMM (loaded) moves objects by 0.79 at alpha 5, 0.74 at alpha 10 of alpha * d "
+                    "(Eulerian: 0.30, 0.22): the 25% target is NOT met; its magnified frames are weaker than asked.")

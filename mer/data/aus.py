@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 _TOKEN = re.compile(r"(?<![A-Za-z])(?:AU\s*)?([LRBU])?(\d{1,2})([A-E])?(?![0-9A-Za-z])", re.IGNORECASE)
 _NOISE = re.compile(r"\(k\)|\bor\b|[+,，;/()&\s]|\band\b", re.IGNORECASE)
@@ -95,3 +96,31 @@ def au_vectors(aus: Iterable[Iterable[int]], vocabulary: Sequence[int] = AU_VECT
                 missing.append(int(au))
         outside.append(missing)
     return out, outside
+
+
+@dataclass
+class Coverage:
+    """How an AU vocabulary covers a clip table's AU annotations: ``per_au`` (clips per AU of
+    the vocabulary), ``outside`` (annotated AUs the vocabulary leaves out, with their clip
+    counts) and ``empty`` (clips with no AU of the vocabulary) of ``clips``."""
+    per_au: pd.DataFrame
+    outside: pd.DataFrame
+    empty: int
+    clips: int
+
+    def describe(self) -> str:
+        left = ", ".join(f"AU{a} ({n})" for a, n in self.outside.itertuples(index=False)) or "none"
+        return (f"annotated AUs outside the vocabulary (clips): {left}\n"
+                f"clips with no AU of the vocabulary annotated: {self.empty} of {self.clips}")
+
+
+def coverage(aus: Iterable[Iterable[int]], vocabulary: Sequence[int]) -> Coverage:
+    """:class:`Coverage` of ``vocabulary`` over the AU lists ``aus`` (the clip table's)."""
+    vectors, outside = au_vectors(aus, vocabulary)
+    counts: dict[int, int] = {}
+    for missing in outside:
+        for au in missing:
+            counts[au] = counts.get(au, 0) + 1
+    per_au = pd.DataFrame({"AU": [f"AU{a}" for a in vocabulary], "clips": vectors.sum(0).astype(int)}).set_index("AU").T
+    return Coverage(per_au, pd.DataFrame(sorted(counts.items()), columns=["AU outside the vocabulary", "clips"]),
+                    int((vectors.sum(1) == 0).sum()), len(vectors))

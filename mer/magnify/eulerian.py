@@ -62,3 +62,9 @@ def magnify_pair(a: np.ndarray, b: np.ndarray, alpha: float, levels: int | None 
     factors = band_alphas(alpha, levels, lambda_c)
     out = [bb + (f - 1.0) * (bb - ba) for ba, bb, f in zip(la, lb, factors)]
     return np.clip(np.round(_collapse(out)), 0, 255).astype(np.uint8)
+
+
+def eulerian_many(onsets: np.ndarray, apexes: np.ndarray, alpha: float) -> np.ndarray:
+    """:func:`magnify_pair` over stacks (N, H, W, 3): the ``magnify`` callable of
+    :class:`~mer.preprocess.magnified_regions.MagnifiedRegions`."""
+    return np.stack([magnify_pair(a, b, alpha) for a, b in zip(onsets, apexes)])

@@ -70,3 +70,39 @@ def compare_magnifiers(magnifiers: dict[str, Callable[[np.ndarray, np.ndarray, f
             tables.append(magnification_check(fn, pairs, (alpha,), method).assign(magnifier=name))
     out = pd.concat(tables, ignore_index=True)
     return out[["magnifier", "alpha", "pairs", "median ratio", "within 25%"]]
+
+
+def identity_error(magnify: Callable[[np.ndarray, np.ndarray, float], np.ndarray], n: int, seed: int = 1) -> float:
+    """Mean |output - B| in grey levels (of 255) at alpha = 1, where a magnifier should
+    return B unchanged, over the stacked frames of ``check_pairs(n, seed)``."""
+    pairs = check_pairs(n, seed=seed)
+    a, b = np.stack([p["A"] for p in pairs]), np.stack([p["B"] for p in pairs])
+    return float(np.abs(magnify(a, b, 1.0).astype(np.float32) - b).mean())
+
+
+def verdict(check: pd.DataFrame, name: str = "ST-MEMM", *, source: str) -> tuple[bool, str]:
+    """Whether every ``name`` row of a :func:`compare_magnifiers` table has a median ratio
+    within 25% of 1, and the sentence that says so (with the Eulerian rows' ratios);
+    ``source`` names where the magnifier came from (its config, or "loaded")."""
+    rows = check[check["magnifier"] == name]
+    met = bool((np.abs(rows["median ratio"] - 1) <= 0.25).all())
+    ratios = ", ".join(f"{r['median ratio']:.2f} at alpha {r['alpha']:g}" for _, r in rows.iterrows())
+    eu = ", ".join(f"{r['median ratio']:.2f}" for _, r in check[check["magnifier"] == "Eulerian"].iterrows())
+    text = (f"{name} ({source}) moves objects by {ratios} of alpha * d (Eulerian: {eu}): the 25% target is "
+            + ("met." if met else "NOT met; its magnified frames are weaker than asked."))
+    return met, text
+
+
+def change_fidelity(raw_apex: np.ndarray, onset: np.ndarray, magnified_apex: np.ndarray, alpha: float) -> dict:
+    """How well a magnified apex keeps the true change on real items: per item (the first
+    axis; e.g. region patches (N, R, P, P, C)), the cosine between the magnified change
+    (magnified apex - onset) and the true change (raw apex - onset), and the ratio of their
+    norms divided by ``alpha`` (1: magnified exactly ``alpha`` times). Returns the medians
+    and the cosine's 10th percentile."""
+    raw, on = raw_apex.astype(np.float32), onset.astype(np.float32)
+    true_change = (raw - on).reshape(len(raw), -1)
+    change = (magnified_apex.astype(np.float32) - on).reshape(len(raw), -1)
+    cos = (change * true_change).sum(1) / (np.linalg.norm(change, axis=1) * np.linalg.norm(true_change, axis=1) + 1e-8)
+    gain = np.linalg.norm(change, axis=1) / (np.linalg.norm(true_change, axis=1) + 1e-8) / float(alpha)
+    return {"alpha": float(alpha), "cosine, median": float(np.median(cos)),
+            "cosine, 10th percentile": float(np.percentile(cos, 10)), "gain / alpha, median": float(np.median(gain))}

@@ -43,7 +43,7 @@ class PairConfig:
     colour_offset: float = 10 / 255
     # Poisson-like noise: photon count at white. 2000-30000 is a grey-level sigma of about
     # 1-4 at mid-grey, the level of SynthME (1-2.5) and of the datasets' frames; 200-2000
-    # (sigma 8-25) made quick training slower (see mer/models/magnify.py).
+    # (sigma 8-25) made quick training slower (params/gam_mm_mer/NOTES.md).
     noise_peak: tuple[float, float] = (2000.0, 30000.0)
 
     def key(self) -> str:

@@ -32,33 +32,8 @@ Assumptions (not stated in the paper; each is a parameter):
   leaky ReLUs (0.2). With plain ReLUs, a 10000-step run at lr 1e-3 lost them all: its
   output no longer depended on the shape code (output = B at every alpha).
 
-Status (quick config, CPU): within the 25% target by the median ratio, at alpha 5 and 10.
-The quick config trains on 1500 procedural pairs at 48 px, batch 8, Adam 1e-3 with a
-cosine schedule, 8000 steps (14-15 min on 2 CPU cores; once, then cached). The ratio
-is measured motion / (alpha * d), the median over held-out pairs with |d| 0.2-0.5 px at
-64 px. On the notebook's check (seed 1, 30 pairs) it is 0.79 at alpha 5 and 0.79 at
-alpha 10, with 63% / 52% of single pairs within 25% (the true target, measured the same
-way: 92%; Eulerian: 0.30 / 0.22). On 100 fresh pairs (seed 3) it is 0.81 / 0.81, 57% /
-56% of pairs within 25%. The training curve records the ratio on 20 other held-out pairs
-(seed 2) every 500 steps: 0.20 at 500 steps, 0.65 at 4000, 0.80 at 5000, 0.83 at 8000
-(alpha 5). The earlier 4000-step schedule stopped at 0.75 / 0.77 on the seed-1 check,
-just outside the target; twice the steps was the only change.
-Earlier probes, measured on pairs with the old, heavier noise (photon peak 200-2000):
-    lambda 0.1, lr 2e-4 or 1e-3, 1500-3000 steps     0.20 / 0.10   (returns frame B)
-    lambda 0,   lr 3e-4, 3000 steps (6 min)          0.45 / 0.58
-    lambda 0,   lr 3e-4, 6000 steps (15 min)         0.64 / 0.73
-    lambda 0,   lr 1e-3, 3000 steps, constant        0.55 / 0.53;  cosine 0.56 / 0.62
-    lambda 0,   lr 1e-3 cosine, 6000 steps at 32 px  0.71 / 0.60
-The training noise is now a photon peak of 2000-30000: a grey-level sigma of about 1-4,
-which is SynthME's and the datasets' level. Trained with it, lr 1e-3 cosine, 3000 steps:
-0.63 / 0.71 on low-noise checks.
-With lambda = 0.1 the texture and shape terms drove both codes towards constants (their
-losses fell to 1e-4), and the manipulator had nothing to amplify. Overfitting 16 pairs at
-alpha 5 gives a ratio of 0.20 with lambda 0.1, 0.34 with 0.01 and 0.89 with 0. The quick
-configuration therefore trains with lambda = 0; the paper configuration keeps 0.1.
-On SynthME faces the quick ST-MEMM shows blocks on the window grid (notebook Fig. 9). Its
-change from the onset matches the true change with median cosine 0.65 (Eulerian 0.96),
-and GAM-MER on its output scores below GAM-MER on the raw apex (see the notebook).
+Tuning notes (the quick config's measured status, earlier probes, why quick trains with
+lambda = 0): params/gam_mm_mer/NOTES.md, section "ST-MEMM magnifier: tuning notes".
 """
 from __future__ import annotations
 

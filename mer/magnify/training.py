@@ -2,8 +2,9 @@
 hash of the whole configuration, and reused when present (``mer train-magnifier``)."""
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,8 @@ from tqdm.auto import tqdm
 
 from mer.magnify.measure import check_pairs, magnification_check
 from mer.magnify.pairs import PairConfig, cached_pairs
+from mer.magnify.stmemm import CONFIGS, MODEL_VERSION, STMEMM
 from mer.paths import content_key, replace_atomic
-from mer.models.magnify import CONFIGS, MODEL_VERSION, STMEMM
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,20 @@ class MagnifierConfig:
         """Hash of the configuration, the model's settings and its code version."""
         ident = {**asdict(self), "net": CONFIGS[self.model], "version": MODEL_VERSION}
         return content_key(ident, 12)
+
+    @classmethod
+    def named(cls, name: str, steps: int | None = None, pairs: int | None = None) -> "MagnifierConfig":
+        """The configuration called ``name`` ("quick": the defaults, "paper": :data:`PAPER`),
+        with ``steps`` and ``pairs`` (the number of training pairs) replaced when given."""
+        configs = {"quick": cls(), "paper": PAPER}
+        if name not in configs:
+            raise ValueError(f"unknown magnifier config {name!r}; use one of {list(configs)}")
+        cfg = configs[name]
+        if steps is not None:
+            cfg = replace(cfg, steps=int(steps))
+        if pairs is not None:
+            cfg = replace(cfg, n_pairs=int(pairs))
+        return cfg
 
 
 CHECK_ALPHAS = (5.0, 10.0)
@@ -122,7 +137,9 @@ def load_magnifier(path: str | Path) -> tuple[STMEMM, dict]:
 
 
 def as_magnifier(model: STMEMM, batch_size: int = 32):
-    """``magnify(a, b, alpha)`` on uint8 (H, W, 3) frames, or stacks (N, H, W, 3)."""
+    """``magnify(a, b, alpha)`` on uint8 (H, W, 3) frames, or stacks (N, H, W, 3); its
+    ``key()`` names the magnifier by a digest of its weights (so node inputs made with other
+    weights never share a cached run)."""
     dev = next(model.parameters()).device
 
     @torch.no_grad()
@@ -135,4 +152,50 @@ def as_magnifier(model: STMEMM, batch_size: int = 32):
             outs.append(((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
         res = np.concatenate(outs)
         return res[0] if single else res
+    weights = content_key(sorted((k, hashlib.sha256(v.detach().cpu().numpy().tobytes()).hexdigest())
+                                 for k, v in model.state_dict().items()), 16)
+    magnify.key = lambda: {"magnifier": "ST-MEMM", "weights": weights}  # what its output depends on
     return magnify
+
+
+@dataclass
+class Prepared:
+    """A magnifier ready for a run: the network on its device, ``magnify`` (the callable of
+    :func:`as_magnifier`), its training record, ``source`` (its config name, or "loaded")
+    and one line saying where it came from."""
+    model: STMEMM
+    magnify: object
+    record: dict
+    source: str
+    note: str
+
+
+def prepare(config: str = "quick", steps: int | None = None, pairs: int | None = None, weights: str | None = None,
+            weights_dir: str | Path | None = None, cache_dir: str | Path | None = None, device: str = "auto",
+            max_size: int | None = None, max_check_pairs: int | None = None) -> Prepared:
+    """The ST-MEMM of a run: read from the checkpoint ``weights`` when given, else the
+    configuration ``config`` (:meth:`MagnifierConfig.named` with ``steps``, ``pairs``)
+    trained once and cached under ``weights_dir`` (``outputs/weights``). ``max_size`` and
+    ``max_check_pairs`` cap the training pairs' image size and the monitor's check (a
+    smoke run's)."""
+    from mer.paths import outputs_dir
+    from mer.preprocess.cache import default_root
+    from mer.train.engine import resolve_device
+    if weights:
+        model, record = load_magnifier(weights)
+        source, note = "loaded", f"ST-MEMM loaded from {weights} (trained {record['config'].get('steps')} steps)"
+    else:
+        cfg = MagnifierConfig.named(config, steps, pairs)
+        if max_size is not None:
+            cfg = replace(cfg, pairs=replace(cfg.pairs, size=min(cfg.pairs.size, int(max_size))))
+        if max_check_pairs is not None:
+            cfg = replace(cfg, check_pairs=min(cfg.check_pairs, int(max_check_pairs)))
+        wdir = Path(weights_dir) if weights_dir else outputs_dir() / "weights"
+        cached = weights_path(cfg, wdir).is_file()
+        model, record = train_magnifier(cfg, wdir, Path(cache_dir or default_root()) / "magnify", device=device)
+        source = cfg.model
+        note = (f"ST-MEMM ({cfg.model}, {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}): "
+                f"{'read from' if cached else 'trained and saved to'} {weights_path(cfg, wdir)}; "
+                f"training took {record['seconds']} s")
+    model = model.to(resolve_device(device))
+    return Prepared(model, as_magnifier(model), record, source, note)

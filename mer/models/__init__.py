@@ -2,17 +2,18 @@
 
 Each paper module registers its main model under its method id; the baseline's model is
 ``resnet18_diff``. Pretrained weights load only from a local path (``pretrained_path``).
+Every module of this package is imported on first use, so a new ``mer/models/<method>.py``
+needs no entry here.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Callable
 
 from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_MODULES = ["mer.models.resnet", "mer.models.atm_gcn", "mer.models.cva_fpf", "mer.models.gam_mer", "mer.models.tdsgcn",
-            "mer.models.mer_gcn"]
 
 
 def register(name: str):
@@ -25,8 +26,11 @@ def register(name: str):
 
 
 def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(mod)
+    """Import every public module of this package, so each ``@register`` runs: a new method's
+    module is found without a list (modules named ``_x`` are skipped)."""
+    for info in pkgutil.iter_modules(__path__, __name__ + "."):
+        if not info.name.rsplit(".", 1)[-1].startswith("_"):
+            importlib.import_module(info.name)
 
 
 def available() -> list[str]:
@@ -39,3 +43,6 @@ def create(name: str, **cfg) -> nn.Module:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](**cfg)
+
+
+from mer.models.spec import Spec  # noqa: E402  (a model by registry id and arguments; its key() enters run keys)

@@ -35,24 +35,8 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: "w/o motion" feeds the frames f_i themselves (not differences) to the
   encoder; "w/o GCN" mean-pools the motion features before the classifier.
 
-The quick profile (SynthME, 2 CPU cores; all numbers synthetic, LOSO UF1 on the quick set
-unless marked "3-fold"; the baseline scores 0.565 LOSO and 0.342 3-fold there; training
-augmentation flip, rotation up to 3 degrees, 2 px crop-pad, jitter 0.1):
-    48 px, T = 6, encoder strides (1, 2), global average pool      0.12 (collapses)
-    same with a 4x4 grid pool, 10 epochs, lr 1e-3 / 3e-3            0.25 / 0.27
-    64 px, T = 4, strides (1, 2), 10 epochs, lr 3e-3                0.25 (150 s)
-    64 px, T = 4, strides (2, 2), 10 epochs, lr 3e-3                0.47 (71 s)
-        w/o GCN 0.42; cross-entropy instead of focal 0.43; batch 8 0.46
-    same, 15 epochs, lr 3e-3 / 2e-3                                0.53 / 0.58 (111 / 130 s)
-    3-fold probes (64 px, T = 4, strides (1, 2)): 0.31-0.39 over encoder width, diff gain,
-        grid 2 or 4, lr, loss; w/o GCN 0.45; twice the width 0.17 (underfits in 50 steps)
-The quick profile is the last row (lr 2e-3, 15 epochs). It was picked on the same SynthME
-quick set it is then scored on, so its number carries some selection optimism; the probes
-show how much settings alone move UF1 there (0.53 vs 0.58 for lr 3e-3 vs 2e-3; 0.505 for
-the last row without rotation and jitter, the baseline's augmentation). Checked on
-an independent draw (``mer synth --seed 1``, same size, never used for tuning), same
-settings, LOSO: ATM-GCN 0.537, baseline 0.575. So on SynthME the quick ATM-GCN and the
-baseline are level within noise (ahead by 0.01 on one draw, behind by 0.04 on the other).
+How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
+in params/atm_gcn/NOTES.md.
 """
 from __future__ import annotations
 
@@ -226,6 +210,22 @@ class ATMGCN(nn.Module):
         _, maps = self.encoder(seq.flatten(0, 1), return_maps=True)
         m = maps[block]
         return m.view(b, n, *m.shape[-2:])
+
+    @torch.no_grad()
+    def adaptation_drift(self, frames: torch.Tensor, apex_index: torch.Tensor) -> list[dict]:
+        """How far Adaptive-TM moved the adjacency on these clips: per later TM-GCN layer l,
+        its learned forget rate f and mean |A(l) - A(0)| / mean A(0) (0 when the layer keeps
+        the initial adjacency)."""
+        h0, times = self.node_features(frames, apex_index)
+        adj = self.adjacencies(h0, times)
+        return [{"layer": layer, "forget rate f": float(self.adapt[layer - 1].f),
+                 "mean |A(l) - A(0)| / mean A(0)": float((a - adj[0]).abs().mean() / adj[0].mean())}
+                for layer, a in enumerate(adj[1:], start=1)]
+
+
+# The paper's Table IV: each row's change to the full model.
+ABLATIONS = {"w/o GCN": {"use_gcn": False}, "w/o motion": {"use_motion": False}, "w/o ATM": {"use_atm": False},
+             "full": {}}
 
 
 @register("atm_gcn")

@@ -2,7 +2,7 @@
 landmark regions -> a small CNN per patch -> node features -> graph attention layers over
 a region graph -> pooling -> FC.
 
-Regions are the landmark groups of :data:`mer.preprocess.dataset.REGIONS` (brows,
+Regions are the landmark groups of :data:`mer.landmarks.REGIONS` (brows,
 glabella, eyes, nose tip, mouth corners, lips; the jaw contour left out, paper section
 2.2); :data:`ALL_REGIONS` adds the jaw contour and the nose bridge (Table 3's "all
 facial key areas").
@@ -24,16 +24,8 @@ Assumptions (not stated in the paper; each is a parameter):
   graph is fixed, so a batch is one dense tensor; GCN variant: DenseGCNConv.
 - assumption: node features are mean-pooled over regions before the FC.
 
-First probes on the SynthME quick set (synthetic; grouped 3-fold, 64 px faces, 16 px
-patches, AdamW lr 3e-3, wd 1e-2, cosine, batch 16; the baseline scores 0.342 there):
-    epochs                        15      40      80
-    no magnifier (raw apex)       0.26    0.53
-    Eulerian, alpha 8-15 / 5      0.29    0.52    0.63
-    Eulerian, 40 epochs: 24 px patches 0.41; difference gain 10 instead of 5: 0.45
-The quick profile (params/gam_mm_mer/synth.yaml) uses 40 epochs. LOSO synthetic UF1 with
-ST-MEMM (quick, 8000 steps) 0.339 (0.325 with the earlier 4000-step magnifier), raw
-apex 0.607, Eulerian 0.574. ST-MEMM is below both, with
-intervals clear of zero; the notebook shows why.
+How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
+in params/gam_mm_mer/NOTES.md.
 """
 from __future__ import annotations
 
@@ -42,14 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import DenseGATConv, DenseGCNConv
 
+from mer.landmarks import ALL_REGIONS, REGIONS
 from mer.models import register
-from mer.preprocess.dataset import REGIONS
-
-ALL_REGIONS: dict[str, list[int]] = {
-    **REGIONS,
-    "nose_bridge": [27, 28, 29, 30],
-    "jaw_right": list(range(0, 6)), "chin": list(range(6, 11)), "jaw_left": list(range(11, 17)),
-}
 
 ANATOMICAL_EDGES: list[tuple[str, str]] = [
     ("right_brow", "glabella"), ("left_brow", "glabella"), ("right_brow", "right_eye"), ("left_brow", "left_eye"),
@@ -148,6 +134,27 @@ class GAMMER(nn.Module):
         return self.fc(self.graph_features(patches).mean(1))
 
 
-@register("gam_mer")
+@register("gam_mm_mer")
 def gam_mer(num_classes: int = 5, **cfg) -> nn.Module:
     return GAMMER(num_classes=num_classes, **cfg)
+
+
+# ------------------------------------------------------------------ runs
+REGION_SETS = {"micro": REGIONS, "all": ALL_REGIONS}
+
+
+def ablation_tables(layers: int, conv: str, graph: str, regions: str, table4_alphas) -> dict:
+    """The paper's Tables 3 and 4 around the main configuration (``layers`` GAT layers,
+    ``conv``, ``graph``, the ``regions`` set): ``id -> (title, {row: changes})``. A row's
+    changes are model arguments (``layers``, ``conv``, ``graph``) or node-input changes:
+    ``regions`` (the other set of :data:`REGION_SETS`), ``magnifier`` ("none": the raw
+    apex) or ``test_alpha`` (one of ``table4_alphas``)."""
+    other_regions = "all" if regions == "micro" else "micro"
+    other_graph = "raw" if graph == "optimised" else "optimised"
+    t3 = {"add one GAT layer": {"layers": layers + 1}, "remove one GAT layer": {"layers": max(1, layers - 1)},
+          "GCN instead of GAT": {"conv": "gcn" if conv == "gat" else "gat"},
+          ("all facial key areas" if regions == "micro" else "micro-expression areas only"): {"regions": other_regions},
+          ("raw facial graph" if graph == "optimised" else "optimised graph"): {"graph": other_graph}}
+    t4 = {"raw image (no magnification)": {"magnifier": "none"},
+          **{f"alpha = {a:g} at test": {"test_alpha": float(a)} for a in table4_alphas}}
+    return {"T3": ("Table 3: the recogniser", t3), "T4": ("Table 4: the magnification", t4)}

@@ -64,19 +64,8 @@ changes nothing at that size). At 400 epochs of batch 32 a CASME II fold takes a
 3 200 optimizer steps, so the 20 000-iteration halving is never reached; the notebook
 prints the count for the data it runs on.
 
-The quick profile (SynthME, 2 CPU cores; all numbers synthetic; 64 px, AdamW wd 1e-2,
-cosine, batch 16, shift 1 px and jitter 0.1; the baseline scores 0.565 LOSO and 0.342
-grouped 3-fold there):
-    a CNN per landmark patch (54 patches of 12 px, T = 8): 0.38 s per step of 16 clips,
-        3-fold UF1 0.26 in 15 epochs: too slow for the 3-minute budget
-    one CNN per frame read at the landmarks (this module), 3-fold, 15 epochs:
-        strides (1, 2) T = 8: 0.34; strides (2, 1) T = 4: 0.42 (GCN only 0.45)
-    strides (2, 1), T = 4 with the apex frame, 12 epochs, lr 2e-3: 3-fold 0.41, LOSO 0.509
-        (106 s of training); lr 3e-3 or narrower CNNs: 3-fold 0.23-0.32
-    T = 3 (onset, apex, offset): 3-fold 0.31 (12 epochs) / 0.47 (15 epochs): 3-fold
-        numbers on 120 clips move by 0.1-0.2 with a setting, so little was read into them
-The quick profile is the LOSO row. It was picked on the same SynthME quick set it is then
-scored on, so its number carries some selection optimism.
+How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
+in params/mer_gcn/NOTES.md.
 """
 from __future__ import annotations
 
@@ -398,3 +387,75 @@ class MERGCN(nn.Module):
 @register("mer_gcn")
 def mer_gcn(num_classes: int, **cfg) -> MERGCN:
     return MERGCN(num_classes, **cfg)
+
+
+# ------------------------------------------------------------------ runs
+class FoldGraphs:
+    """The per-fold argument of a MER-GCN :class:`~mer.models.spec.Spec`: each fold's AU
+    graph, counted from that fold's training clips only (:func:`fold_graph`)."""
+
+    def __init__(self, clips, vocabulary: Sequence[int]):
+        self.clips, self.vocabulary = clips, tuple(int(a) for a in vocabulary)
+
+    def __call__(self, fold) -> dict:
+        return {"graph": fold_graph(self.clips, fold.train_idx, self.vocabulary)}
+
+    def key(self) -> dict:
+        return {"fold_graph": list(self.vocabulary)}
+
+
+@dataclass
+class GraphSummary:
+    """The AU graphs of a run's folds, side by side: the mean P(j | i) and its spread between
+    folds, the mean positions with the partition of the mean graph, and what a reader should
+    know (the largest changes between folds, nodes a fold never saw, nodes with no
+    co-occurring AU)."""
+    vocabulary: tuple[int, ...]
+    mean: np.ndarray
+    spread: np.ndarray
+    positions: np.ndarray
+    subsets: np.ndarray
+    hops: np.ndarray
+    largest: list[str]
+    unseen: dict[int, int]
+    alone: list[str]
+
+    def describe(self) -> str:
+        v = self.vocabulary
+        return ("largest changes of one P(j | i) between folds: " + (", ".join(self.largest) or "none") + "\n"
+                "AU nodes no training clip of a fold has (a zero row, self loop only), in how many folds: "
+                + (", ".join(f"AU{a} ({n})" for a, n in self.unseen.items() if n) or "none") + "\n"
+                f"AU nodes with no co-occurring AU in any fold: {len(self.alone)} of {len(v)} "
+                f"({', '.join(self.alone) or '-'})")
+
+    def nodes(self):
+        """Per AU node: hops from the anchor, neighbours, and its centripetal, centrifugal and
+        same-distance neighbours in the mean graph (a DataFrame, AUs as columns)."""
+        import pandas as pd
+        edges = (self.mean > 0) & ~np.eye(len(self.vocabulary), dtype=bool)
+        s = self.subsets
+        return pd.DataFrame([{"AU": f"AU{a}", "hops from anchor": int(h), "neighbours": int(edges[i].sum()),
+                              "centripetal": int((s[1, i] > 0).sum()), "centrifugal": int((s[2, i] > 0).sum()),
+                              "same distance": int((s[0, i] > 0).sum()) - 1}
+                             for i, (a, h) in enumerate(zip(self.vocabulary, self.hops))]).set_index("AU").T
+
+
+def graph_summary(graphs: Sequence[AUGraph], top: int = 5) -> GraphSummary:
+    """:class:`GraphSummary` of one run's fold graphs (``top``: how many of the largest
+    between-fold changes to name)."""
+    vocabulary = graphs[0].vocabulary
+    adj = np.stack([g.adjacency for g in graphs])
+    mean, spread = adj.mean(0), adj.max(0) - adj.min(0)
+    positions = np.mean([g.positions for g in graphs], axis=0)
+    subsets, hops = partition(mean, positions)
+    off = ~np.eye(len(vocabulary), dtype=bool)
+    order = np.argsort(-(spread * off), axis=None)[:top]
+    largest = [f"P(AU{vocabulary[j]} | AU{vocabulary[i]}) {spread[i, j]:.2f}"
+               for i, j in zip(*np.unravel_index(order, spread.shape)) if spread[i, j] > 0 and i != j]
+    unseen = {a: int(sum(g.counts[k, k] == 0 for g in graphs)) for k, a in enumerate(vocabulary)}
+    alone = [f"AU{a}" for k, a in enumerate(vocabulary) if not (mean[k] * off[k]).any()]
+    return GraphSummary(tuple(vocabulary), mean, spread, positions, subsets, hops, largest, unseen, alone)
+
+
+# The paper's Table 2: each row's change to the full model.
+ABLATIONS = {"GCN": {"use_transformer": False}, "Transformer model": {"use_gcn": False}, "GCN + Transformer": {}}

@@ -29,19 +29,8 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: the whole network (both branches, both SGCNs) is pre-trained on the macro
   clips with its own class head; the paper pre-trains "the SGCNs" in a source network.
 
-The quick profile (SynthME, 2 CPU cores; synthetic UF1, 3-fold probes on the quick set,
-pre-training on the SynthME macro set, batch 16 unless marked):
-    24 x 24, quick config, apex + flow (flow gain 4), batch 32, lr 1e-3, 15 epochs:
-        transfer 0.12, scratch 0.12 (both predict the majority class)
-    temporal branch only, lr 3e-3, 30 epochs, batch 32: transfer 0.44, scratch 0.13;
-        flow gain 20: 0.47 / 0.12
-    both branches, flow gain 20, lr 3e-3, 30 epochs: transfer 0.54, scratch 0.23 (20 s)
-        20 epochs 0.33 / 0.18; smaller SGCNs (K 3,3,3,3,2,2, 8-32 channels) 30 epochs 0.46
-    pre-training 60 epochs, fine-tuning 15 / 10 epochs: transfer 0.50 / 0.48, scratch 0.12
-The quick profile pre-trains 40 epochs and fine-tunes 15 (lr 3e-3, flow gain 20): the
-notebook fits in 4 minutes. It was picked on the quick set it is scored on, so the
-transfer-vs-scratch gap carries some selection optimism; from scratch gets the same
-fine-tuning epochs, and with twice as many (30) it still stayed at 0.23.
+How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
+in params/tdsgcn/NOTES.md.
 """
 from __future__ import annotations
 
@@ -265,3 +254,74 @@ def tdsgcn(num_classes: int, config: str = "paper", **kw) -> TDSGCN:
     if config not in CONFIGS:
         raise KeyError(f"unknown TDSGCN config {config!r}; known: {', '.join(CONFIGS)}")
     return TDSGCN(num_classes, **{**CONFIGS[config], **kw})
+
+
+# ------------------------------------------------------------------ runs
+def parse_graphs(name: str) -> list[tuple[int, int]]:
+    """``"8+2"`` -> [(8, 2)]; ``"8+2 and 4+0"`` -> [(8, 2), (4, 0)] (the paper's Table VI
+    names)."""
+    try:
+        return [tuple(int(v) for v in part.strip().split("+")) for part in name.split(" and ")]
+    except ValueError:
+        raise ValueError(f"graph architecture {name!r}: write p+q, or two joined by ' and ' (e.g. '8+2 and 4+0')")
+
+
+def graph_rows(side: int, graphs, T: float, graph_seed: int, config: str) -> list[tuple[int, int, object, dict]]:
+    """Per (p, q) graph of the main model: the graph (:func:`pq_graph`) and a row with its
+    sigma, edges per node and the real (and padded) node counts of its coarsening levels."""
+    levels = sum(s for _, _, s in CONFIGS[config]["layers"])
+    out = []
+    for p, q in graphs:
+        g = pq_graph(side, p, q, T, graph_seed)
+        coarse = coarsen(g.adjacency, levels, seed=graph_seed)
+        out.append((p, q, g, {"graph": f"{p}+{q}", "sigma": round(g.sigma, 3),
+                              "edges per node": g.adjacency.nnz / side ** 2,
+                              "real nodes per level": " ".join(map(str, coarse.n_real)),
+                              "with fake nodes": " ".join(str(len(x)) for x in coarse.perms)}))
+    return out
+
+
+MAIN = "main configuration"
+ABLATION_TABLES = {"transfer": "Transfer: macro pre-training vs from scratch", "T6": "Table VI: graph architectures",
+                   "T7": "Table VII: branches and loss", "focal": "Focal loss alpha x gamma"}
+
+
+def ablation_plan(tables, main_graphs, architectures, focal_grid: dict, focal: tuple[float, float],
+                  pretrain: bool) -> tuple[dict, dict, list]:
+    """The rows of the paper's ablation ``tables`` (keys of :data:`ABLATION_TABLES`) around
+    the main configuration (graphs ``main_graphs``, focal ``(alpha, gamma)``, pre-trained
+    when ``pretrain``). Returns ``variants`` (name -> its changes: ``graphs``, ``branches``,
+    ``transferred``, or training settings ``loss``, ``focal_alpha``, ``focal_gamma``;
+    :data:`MAIN` -> {}), ``rows`` (table -> its row names, :data:`MAIN` where a row is the
+    main configuration) and the focal grid's ``[(name, alpha, gamma)]``."""
+    unknown = set(tables) - set(ABLATION_TABLES)
+    if unknown:
+        raise ValueError(f"unknown ablation(s) {sorted(unknown)}; known: {list(ABLATION_TABLES)}")
+    if not pretrain and "transfer" in tables:
+        raise ValueError("the transfer ablation needs pretrain = True")
+    main_graphs = [tuple(g) for g in main_graphs]
+    variants, rows, grid = {MAIN: {}}, {t: [] for t in tables}, []
+    if "transfer" in tables:
+        variants["from scratch"] = {"transferred": False}
+        rows["transfer"] = ["from scratch"]
+    if "T6" in tables:
+        for name in architectures:
+            g = parse_graphs(name)
+            if g != main_graphs:
+                variants[name] = {"graphs": g}
+            rows["T6"].append(name if g != main_graphs else MAIN)
+    if "T7" in tables:
+        for name, branches in [("spatial + CE", ("spatial",)), ("temporal + CE", ("temporal",)),
+                               ("spatial + temporal + CE", BRANCHES)]:
+            variants[name] = {"branches": branches, "loss": "ce"}
+            rows["T7"].append(name)
+        rows["T7"].append(MAIN)
+    if "focal" in tables:
+        for a in focal_grid["alpha"]:
+            for gm in focal_grid["gamma"]:
+                name = f"focal alpha {a:g}, gamma {gm:g}" if (a, gm) != tuple(focal) else MAIN
+                if name != MAIN:
+                    variants[name] = {"focal_alpha": a, "focal_gamma": gm}
+                grid.append((name, a, gm))
+        rows["focal"] = [r[0] for r in grid]
+    return variants, rows, grid

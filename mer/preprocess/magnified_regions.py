@@ -5,6 +5,8 @@ Training items draw one of the training factors per sample (the paper magnifies 
 alpha in {8, 10, 12, 15} as augmentation); test items use the test factor (5 in the
 paper). ``magnify=None`` is the raw-image row of Table 4 (no magnification). Other test
 factors (Table 4) and other regions (Table 3) are views sharing the magnified frames.
+The magnifier is passed in (e.g. :func:`mer.magnify.eulerian.eulerian_many` or ST-MEMM's
+``as_magnifier``): preprocessing does not import the later magnify stage.
 """
 from __future__ import annotations
 
@@ -15,17 +17,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mer.magnify.eulerian import magnify_pair
-from mer.preprocess.dataset import REGIONS, ClipDataset, FoldView, region_patches
+from mer.landmarks import REGIONS
+from mer.paths import describe
+from mer.preprocess.dataset import ClipDataset, ClipSet, region_patches
 
 Magnify = Callable[[np.ndarray, np.ndarray, float], np.ndarray]  # stacks (N, H, W, 3) uint8 -> (N, H, W, 3)
 
 
-def eulerian_many(onsets: np.ndarray, apexes: np.ndarray, alpha: float) -> np.ndarray:
-    return np.stack([magnify_pair(a, b, alpha) for a, b in zip(onsets, apexes)])
-
-
-class MagnifiedRegions:
+class MagnifiedRegions(ClipSet):
     """Items (R, 6, P, P): the magnified apex patch (centred to [-0.5, 0.5]) and its
     difference from the onset patch times ``diff_gain``; crops centred on the apex
     frame's landmarks in both frames. Same ``clips`` / ``labels`` / ``subset`` interface
@@ -35,6 +34,8 @@ class MagnifiedRegions:
                  test_alpha: float = 5.0, regions: dict[str, list[int]] | None = None, patch: int | None = None,
                  diff_gain: float = 5.0, jitter: float = 0.1, extra_alphas: Sequence[float] = (),
                  progress: bool = True):
+        self._keep(locals())
+        self.settings.pop("extra_alphas")  # precomputed for views; the test factor is in the key
         if pairs.recipe != "pair" or not pairs.align:
             raise ValueError("MagnifiedRegions needs an aligned ClipDataset with the 'pair' recipe (landmarks)")
         self.clips, self.labels = pairs.clips, pairs.labels
@@ -70,17 +71,16 @@ class MagnifiedRegions:
             raise ValueError(f"alpha {alpha} was not precomputed (have {sorted(self.frames)}); pass it in extra_alphas")
         view = copy.copy(self)
         view.test_alpha = float(alpha)
+        view.settings = {**self.settings, "test_alpha": float(alpha)}
         return view
 
     def with_regions(self, regions: dict[str, list[int]]) -> "MagnifiedRegions":
         """The same magnified frames cropped around other landmark regions."""
         view = copy.copy(self)
         view.regions = dict(regions)
+        view.settings = {**self.settings, "regions": describe(view.regions)}
         view._crop()
         return view
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
     def item(self, i: int, alpha: float, train: bool = False) -> torch.Tensor:
         apex = torch.from_numpy(self.apex_patches[alpha][i]).float().permute(0, 3, 1, 2) / 255.0 - 0.5
@@ -103,5 +103,11 @@ class MagnifiedRegions:
             alpha = self.test_alpha
         return self.item(i, alpha, train)
 
-    def subset(self, idx: np.ndarray, train: bool) -> FoldView:
-        return FoldView(self, np.asarray(idx), train)
+
+def most_changed(pairs: ClipDataset, regions: dict[str, list[int]], patch: int) -> int:
+    """The clip whose landmark-region patches change most (mean absolute difference) from
+    its onset to its apex frame: the one to show magnified."""
+    change = [np.abs(region_patches(d[1], pts, regions, patch).astype(np.float32)
+                     - region_patches(d[0], pts, regions, patch)).mean()
+              for d, pts in zip(pairs.data, pairs.clips["landmarks_apex"])]
+    return int(np.argmax(change))

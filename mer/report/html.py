@@ -12,13 +12,12 @@ import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
-from mer.paths import outputs_dir, smoke_dir
-from mer.report.reported import DATASET_NAMES, REPORTED
-
-METHOD_ORDER = ["baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
+from mer.paths import notebook_order, outputs_dir, smoke_dir
+from mer.report.reported import DATASET_NAMES, load_reported
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -48,8 +47,15 @@ def collect(root: Path | None = None, smoke: bool = False) -> list[dict]:
             m = {"_path": path, "_error": f"incomplete metrics.json (no {', '.join(missing)})", "smoke": m.get("smoke")}
         if bool(m.get("smoke")) == smoke:
             runs.append(m)
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(runs, key=lambda r: (order.get(r.get("method"), 99), str(r.get("dataset"))))
+    key = method_sort_key()
+    return sorted(runs, key=lambda r: (key(str(r.get("method"))), str(r.get("dataset"))))
+
+
+def method_sort_key(root: Path | None = None) -> Callable[[str], tuple]:
+    """Sort key for method ids: by notebook number (``notebooks/NN_<method>...``, so
+    00_baseline first), then methods without a notebook, alphabetically."""
+    order = notebook_order(root)
+    return lambda method: (0, order[method], method) if method in order else (1, 0, method)
 
 
 def _img(path: Path) -> str:
@@ -132,7 +138,8 @@ def build_report(root: Path | None = None, smoke: bool = False) -> Path:
     parts.append("<h2>Reported in the papers (not our numbers)</h2><table class='rep'>"
                  "<tr><th class='l'>method</th><th class='l'>dataset</th><th class='l'>source</th>"
                  "<th>acc</th><th>UF1 / F1</th><th>UAR</th></tr>")
-    for rep in REPORTED:
+    key = method_sort_key()
+    for rep in sorted(load_reported().to_dict("records"), key=lambda r: key(r["method"])):  # stable: file order
         parts.append(f"<tr class='rep'><td class='l'>{rep['method']}</td>"
                      f"<td class='l'>{html.escape(DATASET_NAMES.get(rep['dataset'], rep['dataset']))}</td>"
                      f"<td class='l'>reported: {html.escape(rep['source'])}</td>"

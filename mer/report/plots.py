@@ -267,3 +267,27 @@ def au_graph(positions: np.ndarray, subsets: np.ndarray, aus, hops: np.ndarray, 
     fig.suptitle(title or "AU graph", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _minus(img: np.ndarray, base: np.ndarray, gain: float) -> np.ndarray:
+    return np.clip((img.astype(np.float32) - base) * gain + 128, 0, 255).astype(np.uint8)
+
+
+def magnified_pair(pair: dict, outputs: dict, alpha: float, gain: float = 4):
+    """A held-out magnification pair (``A``, ``B``, ``target``, ``motion``): the frames and
+    each magnifier's output at ``alpha``, with their change from A (times ``gain``)."""
+    cols = ["A", "B", f"target (alpha {alpha:g})", *[f"{k} (alpha {alpha:g})" for k in outputs]]
+    frames = [pair["A"], pair["B"], pair["target"], *outputs.values()]
+    return image_grid([frames, [None, *[_minus(f, pair["A"], gain) for f in frames[1:]]]],
+                      ["frame", f"minus A, x{gain:g}"], cols, f"A held-out pair: d = {np.round(pair['motion'][0], 2)} px")
+
+
+def magnified_frames(onset: np.ndarray, apex: np.ndarray, magnifiers: dict, alphas, title: str, gain: float = 4):
+    """One clip's apex magnified from its onset by each magnifier at each factor (p2's Fig. 9),
+    each row followed by its change from the onset (times ``gain``)."""
+    grid, names = [], []
+    for name, fn in magnifiers.items():
+        mags = [fn(onset, apex, a) for a in alphas]
+        grid += [[onset, apex, *mags], [None, _minus(apex, onset, gain), *[_minus(m, onset, gain) for m in mags]]]
+        names += [name, f"{name}: minus onset x{gain:g}"]
+    return image_grid(grid, names, ["onset", "apex", *[f"alpha {a:g}" for a in alphas]], title)
