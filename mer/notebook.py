@@ -1,4 +1,21 @@
-"""Steps every notebook shares: the smoke mode, the run's label and output folder.
+"""The run helper every notebook calls, one call per standard step, so that a notebook
+reads as its paper's narrative plus the calls specific to its method::
+
+    run = notebook.start("atm_gcn", globals())   # parameters, smoke mode, output folder, device
+    table = run.load()                           # the clip table: summary, classes, dropped rows
+    ds = run.show(ClipDataset(table.clips, "sequence", **run.frames_args(T=frames)))
+    main = run.main(ds, models.Spec("atm_gcn", num_classes=table.num_classes, ...))
+    run.against_baseline(main, "ATM-GCN")
+    ablation_table = run.ablations({name: (ds, spec.variant(...))}, "ATM-GCN ablations")
+    run.reported(main)
+    run.finish(main, ablation_table)
+
+:func:`start` reads the notebook's parameters by the names its ``parameters`` cell
+declares (papermill's own reading of the cell; no list to keep), with the values the
+kernel holds after papermill injected its own. Each step returns what the notebook may
+show or reuse. Run keys are derived from the dataset and the model spec
+(:func:`mer.train.engine.run_key`); the training settings come from the parameters named
+like :class:`~mer.train.engine.TrainConfig` fields (:meth:`Run.config`).
 
 **Smoke mode** (``smoke: true``, ``mer study --smoke``) runs a notebook with the same params
 file and the same architecture, with only the compute shrunk, so a researcher can check a
@@ -12,10 +29,17 @@ and are labelled smoke in ``metrics.json`` and in the report; their numbers mean
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from pathlib import Path
 
-from mer import paths
+import pandas as pd
+
+from mer import data, paths
+from mer.preprocess import Augment, prepare
+from mer.report import plots, reported, results
+from mer.train import engine, splits
 
 # Compute settings every notebook that has them takes in smoke mode.
 SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "ablation_folds": 2, "magnifier_steps": 2,
@@ -26,6 +50,8 @@ SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "ablation_fol
 # levels): it stays, and the flow is computed at that side.
 SMOKE_SIZES = {"input_size": 32, "frames": 3}
 SMOKE_PATCH_MIN = 8  # px: GAM-MER's region patches scale with the image, down to this
+BASELINE = "baseline (ResNet-18, apex - onset)"
+EXAMPLE_SIDE = 160  # px of the example clips' figure
 
 
 def smoke_params(params: dict) -> dict:
@@ -54,3 +80,253 @@ def output_dir(dataset: str, method: str, output_dir: str | os.PathLike | None =
     """``outputs/<dataset>/<method>/``, ``outputs/smoke/<dataset>/<method>/`` for a smoke
     run, or an explicit ``output_dir``."""
     return paths.run_dir(dataset, method, output_dir or (paths.smoke_dir() / dataset / method if smoke else None))
+
+
+def chosen(names, known, what: str = "ablation") -> list:
+    """``names`` checked against ``known`` (a dict or list): an unknown one is an error that
+    lists what is known."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {list(known)}")
+    return list(names)
+
+
+def folds_label(folds) -> str:
+    return "LOSO" if str(folds) == "loso" else f"grouped {folds}-fold"
+
+
+def start(method: str, namespace: dict) -> "Run":
+    """The run of ``method``'s notebook: its parameters (every name the notebook's
+    ``parameters`` cell declares, read from ``namespace``, the notebook's ``globals()``),
+    shrunk for a smoke run (and written back into ``namespace`` so the notebook's cells see
+    the values they run with), the output folder and the device."""
+    from mer.study import declared_parameters, method_notebook
+    names = sorted(declared_parameters(method_notebook(method)))
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise NameError(f"{method}: run the parameters cell first ({missing} are not defined)")
+    params = {n: namespace[n] for n in names}
+    if params.get("smoke"):
+        params = smoke_params(params)
+        namespace.update(params)
+    return Run(method, params)
+
+
+class Run:
+    """One notebook run (see the module docstring). Attributes: ``method``, ``params``,
+    ``out`` (the output folder), ``device``, ``label`` (synthetic / smoke marks for every
+    number shown), ``table`` (after :meth:`load`)."""
+
+    def __init__(self, method: str, params: dict):
+        self.method, self.params, self.t_start = method, params, time.perf_counter()
+        p = params
+        self.dataset, self.smoke, self.seed = p["dataset"], bool(p.get("smoke")), p.get("seed", 0)
+        self.out = output_dir(self.dataset, method, p.get("output_dir"), self.smoke)
+        self.device = str(engine.resolve_device(p.get("device", "auto")))
+        self.label = label(self.dataset, self.smoke)
+        self.table = None
+        self._folds: dict = {}
+        print(f"output: {self.out}\ndevice: {self.device}")
+
+    # ------------------------------------------------------------------ data
+    def load(self):
+        """The dataset's clip table (``data.load`` with the notebook's dataset, data_root,
+        protocol, annotation); shows its summary, the clips per class and the dropped rows."""
+        from IPython.display import Markdown, display
+        p = self.params
+        self.table = data.load(p["dataset"], p.get("data_root"), protocol=p.get("protocol"),
+                               annotation=p.get("annotation"))
+        print(self.table.summary())
+        display(self.table.class_counts().to_frame("clips"))
+        display(self.table.dropped if len(self.table.dropped) else Markdown("*No annotation rows dropped.*"))
+        return self.table
+
+    def augment(self) -> Augment:
+        """The training augmentation from the ``aug_*`` parameters (Augment's defaults for the
+        ones a notebook does not have)."""
+        fields = {f.name for f in dataclasses.fields(Augment)}
+        return Augment(**{k[4:]: v for k, v in self.params.items() if k.startswith("aug_") and k[4:] in fields})
+
+    def frames_args(self, **extra) -> dict:
+        """The preprocessing arguments every clip dataset takes from the parameters: size
+        (``input_size``), alignment, worker processes and cache folder, plus ``extra``."""
+        p = self.params
+        args = {"align": p.get("align", True), "workers": p.get("workers", 1), "cache_dir": p.get("cache_dir")}
+        if "input_size" in p:
+            args["size"] = p["input_size"]
+        return {**args, **extra}
+
+    def show(self, ds, examples: bool = True):
+        """Shows a dataset's face alignment per clip, its cache use and input shape, and (with
+        ``examples``) the example clips figure; returns ``ds``."""
+        from IPython.display import display
+        display(prepare.alignment_summary(ds.clips))
+        stats, shape = getattr(ds, "stats", None), getattr(ds, "sample_shape", None)
+        if stats is not None:
+            print(f"cache: {stats.hits} entries read, {stats.misses} computed"
+                  + (f"; input per clip {shape}" if shape is not None else ""))
+        if examples:
+            align = self.params.get("align", True)
+            self.figure(plots.examples(ds.clips, self.table.classes,
+                                       lambda row, n: prepare.read_aligned(row, n, EXAMPLE_SIDE, align), n=5,
+                                       seed=self.seed), "examples")
+        return ds
+
+    # ------------------------------------------------------------------ training
+    def config(self, **changes) -> engine.TrainConfig:
+        """Training settings: every parameter named like a TrainConfig field, then ``changes``
+        (settings the paper fixes, such as its loss)."""
+        cfg = {}
+        for f in dataclasses.fields(engine.TrainConfig):
+            if f.name in self.params:
+                value = self.params[f.name]
+                cfg[f.name] = tuple(value) if isinstance(f.default, tuple) else value
+        return engine.TrainConfig(**{**cfg, **changes})
+
+    def folds(self, which=None) -> list:
+        """The folds of the ``folds`` parameter (LOSO or grouped k-fold), or of ``which``
+        (``ablation_folds``), over the loaded clips."""
+        which = self.params.get("folds", "loso") if which is None else which
+        if str(which) not in self._folds:
+            self._folds[str(which)] = splits.make_folds(self.table.clips, which, self.seed)
+        return self._folds[str(which)]
+
+    def cv(self, ds, model, name: str, cfg: engine.TrainConfig | None = None, desc: str = "folds",
+           save_first: bool = False):
+        """Cross-validates ``model`` (a :class:`~mer.models.spec.Spec`) on ``ds`` over the main
+        folds into ``<out>/<name>``; ``save_first`` keeps the first fold's weights
+        (:meth:`fold_model`)."""
+        folds = self.folds()
+        return engine.run_cv(ds, folds, model, cfg or self.config(), self.out / name, self.table.classes, desc=desc,
+                             save_models=[folds[0].name] if save_first else False)
+
+    def main(self, ds, model, cfg: engine.TrainConfig | None = None, what: str = "", save_first: bool = False,
+             curves_title: str | None = None):
+        """The main run (:meth:`cv` into ``main/``): prints its headline, draws the training
+        curves, the confusion matrix and per-class scores, shows the per-fold (and, for a
+        composite, per-source) scores."""
+        from IPython.display import display
+        main = self.cv(ds, model, "main", cfg, save_first=save_first)
+        m = main.metrics
+        print(f"{self.method}{what} on {self.dataset}{self.label}, {self.params.get('folds', 'loso')}: "
+              f"acc {m['acc']:.3f}  UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}   {main.resume_note}")
+        self.figure(plots.training_curves(main.curves, *([curves_title] if curves_title else [])), "curves")
+        self.figure(plots.confusion_matrix(m["confusion"], self.table.classes), "confusion")
+        self.figure(plots.per_class_f1(m), "per_class")
+        display(main.per_fold.round(3))
+        by_source = results.per_source(main, self.table)
+        if by_source is not None:
+            display(by_source.round(3))
+        return main
+
+    def fold_model(self, model, name: str = "main"):
+        """The first main fold's trained model (kept with ``save_first``), on the CPU in eval
+        mode, with that fold."""
+        first = self.folds()[0]
+        return engine.load_fold_model(self.out / name, first.name, model), first
+
+    def test_clips(self, ds, n: int):
+        """The first ``n`` test clips of the first main fold as one batch (the model inputs
+        of ``ds``, stacked) and their titles ``subject/clip (class)``, for figures drawn from
+        that fold's model."""
+        from torch.utils.data import default_collate
+        pick = [int(i) for i in self.folds()[0].test_idx[:n]]
+        clips = ds.clips.iloc[pick]
+        titles = [f"{r.subject}/{r.clip} ({self.table.classes[r.label]})" for r in clips.itertuples()]
+        return default_collate([ds.item(i) for i in pick]), titles
+
+    # ------------------------------------------------------------------ comparisons
+    def against_baseline(self, main, name: str, show: bool = True) -> results.Comparison:
+        """This run against the finished baseline run of the same dataset (subject bootstrap
+        of the UF1 difference), shown as a table and one sentence; or why not."""
+        from IPython.display import display
+        cmp = results.compare_runs(main.predictions, self.out.parent / "baseline", self.table.classes, name,
+                                   BASELINE, seed=self.seed, protocol=self.table.protocol)
+        if show:
+            if cmp.skipped:
+                print(cmp.skipped)
+            else:
+                display(cmp.table.round(3))
+                print(self.describe(cmp, name, "the baseline"))
+        return cmp
+
+    def describe(self, cmp: results.Comparison, name: str, other: str) -> str:
+        return results.describe_difference(cmp.boot, name, other, f"{self.dataset}{self.label}")
+
+    def compare(self, a, b, name: str, other: str) -> results.Comparison:
+        """Two results of this run on the same clips and folds (subject bootstrap)."""
+        return results.compare_predictions(a.predictions, b.predictions, self.table.classes, name, other,
+                                           seed=self.seed)
+
+    def ablations(self, variants: dict, title: str, tables: dict | None = None, main_row=None,
+                  runs: dict | None = None) -> pd.DataFrame:
+        """Runs each variant ``name -> (dataset, model[, TrainConfig])`` on the ablation folds
+        (``ablation_folds``) into ``ablations/``, shows their scores and charts them.
+
+        With ``tables`` (``id -> (title, rows)``, a row a variant name or ``(variant,
+        shown)``), shows one table per paper table, each row with its UF1 difference to
+        ``main_row`` (a variant name, or ``(variant, shown)``) and the subject-bootstrap 95%
+        interval. ``runs`` (a dict) receives each variant's result."""
+        from IPython.display import Markdown, display
+        runs = {} if runs is None else runs
+        which = self.params.get("ablation_folds", 2)
+        if not variants:
+            return engine.run_variants({}, [], self.config(), self.out / "ablations", self.table.classes, "")
+        table = engine.run_variants(variants, self.folds(which), self.config(), self.out / "ablations",
+                                    self.table.classes, folds_label(which), results=runs)
+        where = f"{self.dataset}{self.label}, {folds_label(which)}"
+        if tables:
+            by_variant = table.set_index("variant")
+            main_row, main_shown = main_row if isinstance(main_row, tuple) else (main_row, main_row)
+            for t_title, rows in tables.values():
+                display(Markdown(f"**{t_title}** ({where})"))
+                display(pd.DataFrame([{"row": shown, **by_variant.loc[v, ["acc", "uf1", "uar"]].round(3).to_dict(),
+                                       f"UF1 minus {main_shown} [95% interval]": self._against(runs, v, main_row)}
+                                      for v, shown in (r if isinstance(r, tuple) else (r, r) for r in rows)]))
+        else:
+            display(table.round(3))
+        self.figure(plots.ablation_chart(table, f"{title} ({where})"), "ablations")
+        return table
+
+    def _against(self, runs: dict, variant: str, main_row: str | None) -> str:
+        if main_row is None or variant == main_row or main_row not in runs:
+            return ""
+        return results.compare_predictions(runs[variant].predictions, runs[main_row].predictions, self.table.classes,
+                                           variant, main_row, n_boot=1000, seed=self.seed).interval()
+
+    def side_by_side(self, rows: dict, first: str = "method", extra: dict | None = None) -> pd.DataFrame:
+        """Runs on the same clips and folds in one table: ``rows`` maps a name to its
+        metrics (acc, UF1, UAR), then the ``extra`` columns (name -> one value per row), the
+        folds and the data (and its marks)."""
+        from IPython.display import display
+        table = pd.DataFrame([{first: name, **{k: m[k] for k in ("acc", "uf1", "uar")}} for name, m in rows.items()])
+        table = table.assign(**(extra or {}), folds=str(self.params.get("folds", "loso")),
+                             data=f"{self.dataset}{self.label}")
+        display(table.round(3))
+        return table
+
+    def reported(self, main) -> pd.DataFrame:
+        """The papers' reported numbers for this method beside this run's (labelled)."""
+        from IPython.display import display
+        table = reported.compare(self.method, self.dataset, self.table.protocol, main.metrics)
+        display(table.round(4))
+        return table
+
+    # ------------------------------------------------------------------ output
+    def title(self, text: str) -> str:
+        """``text (dataset, synthetic/smoke marks)`` for a figure's title."""
+        return f"{text} ({self.dataset}{self.label})"
+
+    def figure(self, fig, name: str) -> Path:
+        """Saves ``fig`` as ``<out>/figures/<name>.png``."""
+        return plots.save(fig, self.out, name)
+
+    def finish(self, main, ablation_table: pd.DataFrame | None = None, notes=()) -> dict:
+        """Writes metrics.json, predictions.csv, the MEGC-style log, the per-fold table and
+        curves; returns the metrics."""
+        metrics = results.write_run(self.out, method=self.method, table=self.table, result=main, params=self.params,
+                                    ablations=ablation_table, runtime_s=time.perf_counter() - self.t_start,
+                                    device=self.device, notes=list(notes))
+        print(f"wrote {self.out / 'metrics.json'}, predictions.csv, predictions_megc.txt, figures/")
+        print(f"UF1 {metrics['uf1']:.3f}{self.label}, runtime {metrics['runtime_s']} s")
+        return metrics

@@ -89,18 +89,33 @@ def test_find_jobs_refuses_two_notebooks_for_one_method(tmp_path, monkeypatch):
 def test_params_files_only_use_declared_parameters():
     """papermill only warns about an unknown parameter; a typo in a params file would be
     silently ignored, so every key must be declared in its notebook's parameters cell."""
-    import nbformat
     import yaml
+    from mer.study import declared_parameters
     root = project_root()
     for pfile in sorted((root / "params").glob("*/*.yaml")):
-        method = pfile.parent.name
-        nb_path = method_notebook(method, pfile)
-        nb = nbformat.read(str(nb_path), as_version=4)
-        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-        declared = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+        declared = declared_parameters(method_notebook(pfile.parent.name, pfile))
         keys = set(yaml.safe_load(pfile.read_text()))
         assert keys <= declared, f"{pfile}: undeclared parameter(s) {sorted(keys - declared)}"
         assert yaml.safe_load(pfile.read_text())["dataset"] == pfile.stem
+
+
+def test_every_parameter_has_one_home():
+    """The notebook's parameters cell holds the defaults (the quick profile on SynthME);
+    a params file holds only what differs from them, so no value is kept twice."""
+    import ast
+    import papermill as pm
+    import yaml
+    root = project_root()
+    files = sorted((root / "params").glob("*/*.yaml"))
+    assert len(files) >= 27
+    for pfile in files:
+        cell = pm.inspect_notebook(str(method_notebook(pfile.parent.name, pfile)))
+        defaults = {name: ast.literal_eval(p["default"]) for name, p in cell.items()}
+        assert "profile" not in defaults  # read by nothing: removed
+        same = {k: v for k, v in yaml.safe_load(pfile.read_text()).items() if k != "dataset" and v == defaults[k]}
+        assert not same, f"{pfile} repeats its notebook's defaults {same}: keep them in the parameters cell only"
+    for pfile in (root / "params").glob("*/synth.yaml"):  # the quick profile is the cell itself
+        assert set(yaml.safe_load(pfile.read_text())) <= {"dataset", "protocol"}, pfile
 
 
 def test_tdsgcn_notebook_through_papermill(tmp_path):
@@ -157,7 +172,7 @@ def test_mer_gcn_notebook_through_papermill(tmp_path):
     check_rendered(run_dir, executed, ("examples", "au_cooccurrence", "au_graph", "curves", "confusion", "per_class",
                                        "ablations"),
                    ("reported", "p1 Tables 2-3, GCN + Transformer", "No finished baseline", "hops from anchor",
-                    "annotated AUs that are not nodes", "optimizer steps per fold"))
+                    "annotated AUs outside the vocabulary", "optimizer steps per fold"))
 
 
 def test_cva_fpf_notebook_through_papermill(tmp_path):
