@@ -181,6 +181,7 @@ def prepare(config: str = "quick", steps: int | None = None, pairs: int | None =
     from mer.paths import outputs_dir
     from mer.preprocess.cache import default_root
     from mer.train.engine import resolve_device
+    MagnifierConfig.named(config)  # an unknown name is an error even when a checkpoint is given
     if weights:
         model, record = load_magnifier(weights)
         source, note = "loaded", f"ST-MEMM loaded from {weights} (trained {record['config'].get('steps')} steps)"
