@@ -67,6 +67,13 @@ def declared_parameters(notebook: Path) -> set[str]:
     return set(pm.inspect_notebook(str(notebook)))
 
 
+def notebook_defaults(notebook: Path) -> dict:
+    """The values a notebook's ``parameters`` cell assigns (its defaults: the quick profile)."""
+    import ast
+    import papermill as pm
+    return {name: ast.literal_eval(p["default"]) for name, p in pm.inspect_notebook(str(notebook)).items()}
+
+
 def ensure_kernel() -> str:
     """Register this environment's Python as the Jupyter kernel ``mer`` if it is not yet."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel

@@ -102,15 +102,13 @@ def test_params_files_only_use_declared_parameters():
 def test_every_parameter_has_one_home():
     """The notebook's parameters cell holds the defaults (the quick profile on SynthME);
     a params file holds only what differs from them, so no value is kept twice."""
-    import ast
-    import papermill as pm
     import yaml
+    from mer.study import notebook_defaults
     root = project_root()
     files = sorted((root / "params").glob("*/*.yaml"))
     assert len(files) >= 27
     for pfile in files:
-        cell = pm.inspect_notebook(str(method_notebook(pfile.parent.name, pfile)))
-        defaults = {name: ast.literal_eval(p["default"]) for name, p in cell.items()}
+        defaults = notebook_defaults(method_notebook(pfile.parent.name, pfile))
         assert "profile" not in defaults  # read by nothing: removed
         same = {k: v for k, v in yaml.safe_load(pfile.read_text()).items() if k != "dataset" and v == defaults[k]}
         assert not same, f"{pfile} repeats its notebook's defaults {same}: keep them in the parameters cell only"

@@ -19,7 +19,7 @@ import pytest
 
 from mer import data
 from mer.paths import project_root
-from mer.study import Job, job_params, load_params, method_notebook, run_job
+from mer.study import Job, job_params, load_params, method_notebook, notebook_defaults, run_job
 from tests.real_layouts import build_all
 
 PARAMS = sorted(p for p in (project_root() / "params").glob("*/*.yaml") if p.stem != "synth")
@@ -59,7 +59,7 @@ def test_every_real_dataset_has_a_fixture_and_params_are_found(real_trees):
 @pytest.mark.parametrize("job", JOBS, ids=[f"{j.method}-{j.params_file.stem}" for j in JOBS])
 def test_params_file_runs_in_smoke_mode(job, real_trees, smoke_home):
     dataset = job.params_file.stem
-    paper = load_params(job.params_file)
+    paper = {**notebook_defaults(job.notebook), **load_params(job.params_file)}  # what the notebook runs with
     extra = real_trees[dataset]
     out = smoke_home / "smoke" / dataset / job.method
     params = job_params(job, smoke=True, overrides={**extra, "cache_dir": str(smoke_home / "cache")})
@@ -85,7 +85,7 @@ def test_params_file_runs_in_smoke_mode(job, real_trees, smoke_home):
     assert "smoke run: compute shrunk" in html
     if dataset == "composite":  # pooled over all folds, and per source dataset
         assert {s["source"] for s in m["per_source"]} == {"casme2", "samm", "smic"}
-    if job.method != "baseline" and "compare_runs" in job.notebook.read_text():
+    if job.method != "baseline" and "against_baseline" in job.notebook.read_text():
         base = json.loads((out.parent / "baseline" / "metrics.json").read_text())
         if base["protocol"] != m["protocol"]:  # e.g. ATM-GCN's casme2-megc beside the baseline's casme2-5
             assert "Not compared with baseline" in html and f"protocol {base['protocol']}" in html
@@ -107,13 +107,17 @@ def test_study_parameters_reach_only_the_notebooks_that_declare_them(capsys):
 
 def test_smoke_params_shrink_compute_only():
     from mer.notebook import label, smoke_params
-    gam = {**load_params(project_root() / "params" / "gam_mm_mer" / "casme2.yaml"), "weights_dir": None}
+    def run_params(method, dataset):  # what the notebook runs with: its defaults, then the params file
+        return {**notebook_defaults(method_notebook(method)),
+                **load_params(project_root() / "params" / method / f"{dataset}.yaml")}
+
+    gam = run_params("gam_mm_mer", "casme2")
     s = smoke_params(gam)
     assert (s["epochs"], s["ablation_folds"], s["input_size"], s["magnifier_steps"], s["check_pairs"]) == (1, 2, 32, 2, 4)
     assert s["patch"] == 8  # 48 px of 224 keep their share of the face (7 px at 32), at least 8 px
     assert s["weights_dir"].endswith("smoke/weights") and s["smoke"] is True
     assert {k: s[k] for k in ("protocol", "ablations", "magnifier_config", "train_alphas")} == \
         {k: gam[k] for k in ("protocol", "ablations", "magnifier_config", "train_alphas")}  # the same run
-    tds = smoke_params(load_params(project_root() / "params" / "tdsgcn" / "samm.yaml"))
+    tds = smoke_params(run_params("tdsgcn", "samm"))
     assert tds["side"] == 32 and tds["flow_size"] == 32 and tds["pretrain_epochs"] == 1 and "input_size" not in tds
     assert label("casme2", True) == " (smoke run: compute shrunk)" and label("synth") == " (synthetic)"
