@@ -2,7 +2,9 @@
 rendered to HTML, then the combined report.
 
 Notebook <-> method: ``notebooks/NN_<method>.ipynb`` runs with ``params/<method>/<dataset>.yaml``
-and writes to ``outputs/<dataset>/<method>/``.
+and writes to ``outputs/<dataset>/<method>/``. A variant of a dataset's run (another protocol,
+e.g. CAS(ME)^3's 4 classes) is ``params/<method>/<dataset>.<variant>.yaml``, run with
+``variant`` and written to ``outputs/<dataset>.<variant>/<method>/``.
 """
 from __future__ import annotations
 
@@ -38,10 +40,11 @@ def method_notebook(method: str, pfile: Path | None = None) -> Path:
     return nbs[0]
 
 
-def find_jobs(dataset: str = "synth", methods: list[str] | None = None) -> list[Job]:
+def find_jobs(dataset: str = "synth", methods: list[str] | None = None, variant: str | None = None) -> list[Job]:
     root = project_root()
     jobs = []
-    for pfile in sorted((root / "params").glob(f"*/{dataset}.yaml")):
+    name = f"{dataset}.{variant}" if variant else dataset
+    for pfile in sorted((root / "params").glob(f"*/{name}.yaml")):
         method = pfile.parent.name
         if methods and method not in methods:
             continue
@@ -50,7 +53,9 @@ def find_jobs(dataset: str = "synth", methods: list[str] | None = None) -> list[
     if methods:
         unknown = set(methods) - {j.method for j in jobs}
         if unknown:
-            raise FileNotFoundError(f"no params/<method>/{dataset}.yaml for {sorted(unknown)}")
+            raise FileNotFoundError(f"no params/<method>/{name}.yaml for {sorted(unknown)}")
+    if variant and not jobs:
+        raise FileNotFoundError(f"no params/<method>/{name}.yaml: no method has the variant {variant!r} of {dataset}")
     return jobs
 
 
@@ -139,14 +144,15 @@ def run_job(job: Job, dataset: str, params: dict, out: Path, progress: bool = Tr
 
 def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: bool = False,
               data_root: str | None = None, progress: bool = True, smoke: bool = False,
-              overrides: dict | None = None) -> Path:
+              overrides: dict | None = None, variant: str | None = None) -> Path:
     """Every notebook with a params file for ``dataset`` (or ``methods``), then the report.
     ``data_root`` and ``overrides`` (parameter name -> value; each goes to the notebooks that
     declare it) replace the params files' values; ``smoke`` runs each notebook in smoke mode
-    into ``outputs/smoke/`` and builds that folder's own report (:mod:`mer.notebook`)."""
+    into ``outputs/smoke/`` and builds that folder's own report (:mod:`mer.notebook`);
+    ``variant`` runs the ``<dataset>.<variant>.yaml`` params files instead."""
     from mer.notebook import output_dir
     from mer.report.html import build_report
-    failures, jobs = [], find_jobs(dataset, methods)
+    failures, jobs = [], find_jobs(dataset, methods, variant)
     unused = set(overrides or {}) - {p for job in jobs for p in declared_parameters(job.notebook)}
     if unused:
         raise ValueError(f"no notebook of this study declares the parameter(s) {sorted(unused)}")
@@ -154,11 +160,14 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
         from mer.data import synth
         synth.ensure(None, progress=progress)
     for job in jobs:
-        out = output_dir(dataset, job.method, None, smoke)
+        out = output_dir(f"{dataset}.{variant}" if variant else dataset, job.method, None, smoke)
         if fresh and out.exists():
             shutil.rmtree(out)
+        params = job_params(job, data_root, smoke, overrides)
+        if variant:  # beside the dataset's main run, not over it
+            params["output_dir"] = str(out)
         try:
-            run_job(job, dataset, job_params(job, data_root, smoke, overrides), out, progress)
+            run_job(job, dataset, params, out, progress)
         except Exception as exc:  # keep going; the failed notebook is still rendered and reported
             failures.append((job.method, exc))
             print(f"[study] {job.method} FAILED: {exc}", file=sys.stderr, flush=True)

@@ -164,3 +164,14 @@ def test_reported_numbers_name_a_known_dataset_protocol_and_method():
         assert all(pd.isna(row[k]) or 0 < row[k] <= 1 for k in ("acc", "uf1", "uar")), row
     sources = [(r["method"], r["dataset"], r["source"], r["protocol"]) for r in rows]
     assert len(sources) == len(set(sources))  # no row entered twice
+
+
+def test_subject_mean_averages_per_subject_scores():
+    from mer.train.metrics import subject_mean
+    labels = ["a", "b", "c"]
+    # subject 1: acc 2/3, F1 of a and b 2/3 each (c absent from its labels and predictions), recall 1/2 and 1;
+    # subject 2: one clip, right
+    out = subject_mean([0, 0, 1, 2], [0, 1, 1, 2], ["s1", "s1", "s1", "s2"], labels)
+    assert out["subjects"] == 2
+    assert np.isclose(out["acc"], (2 / 3 + 1) / 2) and np.isclose(out["uf1"], (2 / 3 + 1) / 2)
+    assert np.isclose(out["uar"], (0.75 + 1) / 2)

@@ -96,7 +96,7 @@ def test_params_files_only_use_declared_parameters():
         declared = declared_parameters(method_notebook(pfile.parent.name, pfile))
         keys = set(yaml.safe_load(pfile.read_text()))
         assert keys <= declared, f"{pfile}: undeclared parameter(s) {sorted(keys - declared)}"
-        assert yaml.safe_load(pfile.read_text())["dataset"] == pfile.stem
+        assert yaml.safe_load(pfile.read_text())["dataset"] == pfile.stem.split(".")[0]  # <dataset>[.<variant>]
 
 
 def test_every_parameter_has_one_home():
@@ -233,3 +233,15 @@ def test_gam_mm_mer_notebook_through_papermill(tmp_path):
                     "ST-MEMM at alpha = 1", "median cosine"))
     report = build_report(outputs).read_text()
     assert "&dagger; gam_mm_mer on" in report and "NOT met" in report
+
+
+def test_a_params_variant_runs_beside_its_dataset():
+    """params/<method>/<dataset>.<variant>.yaml (CAS(ME)^3's 4 classes) is found only with
+    the variant named, and an unknown variant is an error."""
+    from mer.study import find_jobs, load_params
+    jobs = find_jobs("casme3", variant="4class")
+    assert [j.method for j in jobs] == ["atm_gcn"] and load_params(jobs[0].params_file)["protocol"] == "casme3-4"
+    assert "atm_gcn" in [j.method for j in find_jobs("casme3")]
+    assert all(j.params_file.stem == "casme3" for j in find_jobs("casme3"))
+    with pytest.raises(FileNotFoundError, match="no method has the variant 'nope'"):
+        find_jobs("casme3", variant="nope")

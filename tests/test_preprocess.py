@@ -13,7 +13,7 @@ from mer.preprocess import ClipDataset, faces, prepare
 from mer.preprocess.cache import Cache
 from mer.preprocess.dataset import Augment
 from mer.preprocess.flow import optical_flow, optical_strain
-from mer.preprocess.frames import interpolate_sequence, rate_positions, resample_rate, uniform_numbers
+from mer.preprocess.frames import interpolate_sequence, rate_numbers, rate_positions, resample_rate, uniform_numbers
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +172,9 @@ def test_frame_selection():
     assert len(pos) == 10 and np.isclose(pos[1], 200 / 30)
     r = resample_rate(np.arange(61, dtype=np.float32), 200, 30)
     assert np.allclose(r, pos)
+    # the frames nearest each 1/30 s of a 200 fps clip (10..70: 0.3 s); a 25 fps clip keeps every frame
+    assert rate_numbers(10, 70, 200, 30) == [10, 17, 23, 30, 37, 43, 50, 57, 63, 70]
+    assert rate_numbers(5, 9, 25, 30) == [5, 6, 7, 8, 9]
 
 
 def test_recipes_shapes_and_landmarks(synth_root, tmp_path):

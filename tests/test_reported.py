@@ -57,6 +57,16 @@ def test_compare_labels_reported_rows_and_this_run():
     out = compare("atm_gcn", "synth", "synth-3", {"acc": 0.5, "uf1": 0.4, "uar": 0.3})
     assert len(out) == 12 and list(out["kind"][:-1].unique()) == ["reported"]
     assert out.iloc[-1]["kind"] == "this run (synthetic)" and out.iloc[-1]["uf1"] == 0.4
+    # p4 averages over subjects: its rows say so, and this run's subject mean stands beside its pooled number
+    assert set(out["aggregation"][:-1]) == {"mean over subjects"}
+    assert out.iloc[-1]["aggregation"].startswith("pooled over subjects")
+    both = compare("atm_gcn", "synth", "synth-3", {"acc": 0.5, "uf1": 0.4, "uar": 0.3},
+                   {"acc": 0.6, "uf1": 0.45, "uar": 0.35})
+    assert len(both) == 13 and both.iloc[-1]["uf1"] == 0.45
+    assert both.iloc[-1]["aggregation"] == "mean over subjects (the paper's aggregation)"
+    # a paper that does not say how it aggregates gets no second row of ours
+    assert len(compare("mer_gcn", "synth", "synth-5", {"acc": 0.5, "uf1": 0.4, "uar": 0.3},
+                       {"acc": 0.6, "uf1": 0.45, "uar": 0.35})) == 7
     assert out.iloc[2]["dataset"] == "MEGC 2019 composite" and pd.isna(out.iloc[2]["acc"])
 
 
@@ -68,6 +78,8 @@ HEADER = "# a comment\ndataset,protocol,source,acc,uf1,uar\n"
     (HEADER + "casme2,casme2-5,p9 Table 1,0.5,n/a,\n", "uf1 'n/a' is not a number"),
     (HEADER + "casme2,casme2-5,p9 Table 1,,,\n", "no metric"),
     (HEADER + "casme2,casme2-5,p9 Table 1,,51.2,\n", r"outside \[0, 1\]"),
+    ("dataset,protocol,source,acc,uf1,uar,aggregation\ncasme2,casme2-5,p9 Table 1,0.5,,,mean\n",
+     "aggregation 'mean' is not one of"),
     (HEADER + "casme2,casme2-5,p9 Table 1,0.5\n", "fields"),
 ])
 def test_a_malformed_reported_file_names_the_file_and_the_problem(tmp_path, body, problem):

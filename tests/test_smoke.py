@@ -51,21 +51,22 @@ def smoke_home(tmp_path_factory):
 
 
 def test_every_real_dataset_has_a_fixture_and_params_are_found(real_trees):
-    datasets = {p.stem for p in PARAMS}
+    datasets = {p.stem.split(".")[0] for p in PARAMS}
     assert len(PARAMS) >= 21 and datasets == set(real_trees)  # casme2 samm smic casme_sq casme3 mmew composite
 
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("job", JOBS, ids=[f"{j.method}-{j.params_file.stem}" for j in JOBS])
 def test_params_file_runs_in_smoke_mode(job, real_trees, smoke_home):
-    dataset = job.params_file.stem
+    dataset, _, variant = job.params_file.stem.partition(".")  # <dataset>[.<variant>]
     paper = {**notebook_defaults(job.notebook), **load_params(job.params_file)}  # what the notebook runs with
     extra = real_trees[dataset]
-    out = smoke_home / "smoke" / dataset / job.method
-    params = job_params(job, smoke=True, overrides={**extra, "cache_dir": str(smoke_home / "cache")})
+    out = smoke_home / "smoke" / dataset / (f"{job.method}.{variant}" if variant else job.method)
+    params = job_params(job, smoke=True, overrides={**extra, "cache_dir": str(smoke_home / "cache"),
+                                                    **({"output_dir": str(out)} if variant else {})})
     t0 = time.perf_counter()
     executed = run_job(job, dataset, params, out, progress=False)
-    TIMES[f"{job.method}/{dataset}"] = time.perf_counter() - t0
+    TIMES[f"{job.method}/{job.params_file.stem}"] = time.perf_counter() - t0
 
     m = json.loads((out / "metrics.json").read_text())
     assert m["smoke"] is True and m["method"] == job.method and m["dataset"] == dataset

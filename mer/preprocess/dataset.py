@@ -6,7 +6,11 @@ Recipes (all from aligned frames unless ``align=False``, which only resizes):
 - ``pair``: onset and apex, (2, C, S, S)
 - ``sequence``: T frames, (T, C, S, S): ``sampling`` "uniform" (T frame numbers spread
   over onset..offset), "interpolate" (every frame, linearly interpolated to T, TIM-style)
-  or "rate" (resampled to ``target_fps``, then interpolated to T when T is given)
+  or "rate" (resampled to ``target_fps``, then interpolated to T when T is given). With
+  ``include_apex`` the frames are those nearest each 1 / ``target_fps`` step (the apex
+  among them): "uniform" gives exactly T; "rate" gives a clip's own number L <= T
+  (a longer clip is thinned evenly to T and counted in ``thinned``), padded to T by
+  repeating the last frame, and items carry ``length`` = L
 - ``flow``: u, v and optical strain from onset to apex, (3, S, S)
 - ``regions``: patches around landmark groups of the apex frame, (R, C, P, P)
 With ``au_vocabulary`` (p5's AU vector) each item also carries the clip's binary AU vector.
@@ -32,7 +36,8 @@ from mer.landmarks import REGIONS  # the default regions of the ``regions`` reci
 from mer.paths import describe
 from mer.preprocess import faces, prepare
 from mer.preprocess.cache import CacheStats
-from mer.preprocess.frames import interpolate_sequence, rate_positions, sample_at, uniform_numbers, with_apex
+from mer.preprocess.frames import (interpolate_sequence, rate_numbers, rate_positions, sample_at, uniform_numbers,
+                                   with_apex)
 
 RECIPES = ("diff", "apex", "onset", "pair", "sequence", "flow", "regions")
 
@@ -139,9 +144,10 @@ class ClipDataset(ClipSet):
             raise ValueError(f"unknown sampling {sampling!r}")
         if recipe == "sequence" and sampling != "rate" and not T:
             raise ValueError("the sequence recipe needs T (frames per clip)")
-        if include_apex and (recipe != "sequence" or sampling != "uniform"):
-            raise ValueError("include_apex works with the sequence recipe and uniform sampling")
+        if include_apex and (recipe != "sequence" or sampling not in ("uniform", "rate") or not T):
+            raise ValueError("include_apex works with the sequence recipe, uniform or rate sampling, and T")
         self.include_apex, self.sampling = include_apex, sampling
+        self.lengths, self.thinned = None, 0
         self.recipe, self.size, self.align, self.grey, self.diff_gain = recipe, size, align, grey, diff_gain
         self.augment = augment if augment is not None else Augment()
         self.regions = regions or REGIONS
@@ -195,6 +201,18 @@ class ClipDataset(ClipSet):
                 numbers = [with_apex(n, r.apex) for n, r in zip(numbers, rows)]
                 self.apex_index = np.array([n.index(r.apex) for n, r in zip(numbers, rows)], dtype=np.int64)
             return self._frames(numbers, common)
+        if sampling == "rate" and self.include_apex:
+            numbers = []
+            for r in rows:
+                picked = with_apex(rate_numbers(r.onset, r.offset, float(r.fps), target_fps), r.apex)
+                if len(picked) > T:  # longer than T frames at the target rate: thinned evenly
+                    self.thinned += 1
+                    picked = with_apex([picked[i] for i in uniform_numbers(0, len(picked) - 1, T)], r.apex)
+                numbers.append(picked)
+            self.apex_index = np.array([n.index(r.apex) for n, r in zip(numbers, rows)], dtype=np.int64)
+            self.lengths = np.array([len(n) for n in numbers], dtype=np.int64)
+            frames = self._frames(numbers, common)
+            return [np.concatenate([f, np.repeat(f[-1:], T - len(f), axis=0)]) for f in frames]
         full = self._frames([list(range(r.onset, r.offset + 1)) for r in rows], common, "aligning sequences")
         out = []
         for f, r in zip(full, rows):
@@ -240,6 +258,8 @@ class ClipDataset(ClipSet):
         out = {"frames": x}
         if self.include_apex:
             out["apex_index"] = torch.tensor(int(self.apex_index[i]))
+        if self.lengths is not None:
+            out["length"] = torch.tensor(int(self.lengths[i]))
         if self.aus is not None:
             out["aus"] = self.aus[i]
         return out

@@ -79,6 +79,16 @@ def rate_positions(n: int, fps: float, target_fps: float) -> np.ndarray:
     return np.arange(0, n - 1 + 1e-9, fps / target_fps)
 
 
+def rate_numbers(onset: int, offset: int, fps: float, target_fps: float) -> list[int]:
+    """The frame numbers of onset..offset nearest to each step of 1 / ``target_fps`` s (the
+    clip downsampled to ``target_fps``; every frame when the clip's rate is lower)."""
+    if fps <= 0 or target_fps <= 0:
+        raise ValueError(f"frame rates must be positive (fps={fps}, target={target_fps})")
+    step = max(fps / target_fps, 1.0)
+    count = int(np.floor((offset - onset) / step + 1e-9)) + 1
+    return sorted({int(round(onset + k * step)) for k in range(count)})
+
+
 def resample_rate(frames: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
     """A clip resampled from ``fps`` to ``target_fps`` (linear interpolation), first frame kept."""
     return sample_at(frames, rate_positions(len(frames), fps, target_fps))

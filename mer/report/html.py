@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from mer.paths import notebook_order, outputs_dir, smoke_dir
-from mer.report.reported import DATASET_NAMES, load_reported
+from mer.report.reported import AGGREGATIONS, DATASET_NAMES, load_reported
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -142,7 +142,8 @@ def build_report(root: Path | None = None, smoke: bool = False) -> Path:
     for rep in sorted(load_reported().to_dict("records"), key=lambda r: key(r["method"])):  # stable: file order
         parts.append(f"<tr class='rep'><td class='l'>{rep['method']}</td>"
                      f"<td class='l'>{html.escape(DATASET_NAMES.get(rep['dataset'], rep['dataset']))}</td>"
-                     f"<td class='l'>reported: {html.escape(rep['source'])}</td>"
+                     f"<td class='l'>reported: {html.escape(rep['source'])}"
+                     f"{' (' + AGGREGATIONS[rep['aggregation']] + ')' if rep['aggregation'] else ''}</td>"
                      f"<td>{_fmt(rep['acc'])}</td><td>{_fmt(rep['uf1'])}</td><td>{_fmt(rep['uar'])}</td></tr>")
     parts.append("</table>")
     for r in ok:

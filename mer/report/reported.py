@@ -14,8 +14,10 @@ import pandas as pd
 
 from mer.paths import project_root
 
-COLUMNS = ["method", "dataset", "source", "protocol", "acc", "uf1", "uar"]
+COLUMNS = ["method", "dataset", "source", "protocol", "acc", "uf1", "uar", "aggregation"]
 FILE_COLUMNS = ["dataset", "protocol", "source", "acc", "uf1", "uar"]
+# optional column: how the paper aggregates LOSO results (empty: the paper does not say)
+AGGREGATIONS = {"pooled": "pooled over subjects", "subject mean": "mean over subjects"}
 METRICS = ("acc", "uf1", "uar")
 
 
@@ -25,7 +27,9 @@ def load_reported(root: str | os.PathLike | None = None) -> pd.DataFrame:
 
     A file has the columns ``FILE_COLUMNS`` (the method is its folder's name), ``#`` comment
     lines (units, which table, the paper's quirks) and metrics as fractions in [0, 1]; an
-    empty cell is a metric the paper does not report (NaN here). A malformed file raises
+    empty cell is a metric the paper does not report (NaN here). An optional column
+    ``aggregation`` says how the paper combines LOSO folds (a key of :data:`AGGREGATIONS`;
+    empty: not stated). A malformed file raises
     ``ValueError`` naming the file, the line and the problem."""
     root = Path(root) if root is not None else project_root() / "params"
     frames = [_read_reported(path) for path in sorted(root.glob("*/reported.csv"))]
@@ -58,6 +62,10 @@ def _read_reported(path: Path) -> pd.DataFrame:
             if not raw[col]:
                 raise ValueError(f"{where}: empty {col}")
             row[col] = raw[col]
+        row["aggregation"] = raw.get("aggregation", "")
+        if row["aggregation"] and row["aggregation"] not in AGGREGATIONS:
+            raise ValueError(f"{where}: aggregation {row['aggregation']!r} is not one of {sorted(AGGREGATIONS)} "
+                             "(or empty: not stated)")
         for col in METRICS:
             text = raw[col]
             if not text:
@@ -86,13 +94,23 @@ def reported(method: str) -> pd.DataFrame:
     return table[table["method"] == method].reset_index(drop=True)
 
 
-def compare(method: str, dataset: str, protocol: str, metrics: dict) -> pd.DataFrame:
-    """One table: each reported number (labelled, with its dataset) and this run's number."""
+def compare(method: str, dataset: str, protocol: str, metrics: dict, subject_mean: dict | None = None) -> pd.DataFrame:
+    """One table: each reported number (labelled, with its dataset and how the paper
+    aggregates folds) and this run's pooled number; when a paper averages over subjects
+    and ``subject_mean`` (:func:`mer.train.metrics.subject_mean` of this run) is given, this
+    run's mean over subjects too."""
+    table = reported(method)
     rows = [{"kind": "reported", "dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]),
-             "protocol": r["protocol"], "source": r["source"], "acc": r["acc"], "uf1": r["uf1"], "uar": r["uar"]}
-            for r in reported(method).to_dict("records")]
+             "protocol": r["protocol"], "source": r["source"],
+             "aggregation": AGGREGATIONS.get(r["aggregation"], "not stated"),
+             "acc": r["acc"], "uf1": r["uf1"], "uar": r["uar"]}
+            for r in table.to_dict("records")]
     label = "this run (synthetic)" if dataset == "synth" else "this run"
-    rows.append({"kind": label, "dataset": DATASET_NAMES.get(dataset, dataset), "protocol": protocol,
-                 "source": "this study, LOSO, pooled", "acc": metrics["acc"], "uf1": metrics["uf1"],
-                 "uar": metrics["uar"]})
+    ours = {"kind": label, "dataset": DATASET_NAMES.get(dataset, dataset), "protocol": protocol,
+            "source": "this study, LOSO"}
+    rows.append({**ours, "aggregation": AGGREGATIONS["pooled"] + " (MEGC; this study's headline)",
+                 **{k: metrics[k] for k in METRICS}})
+    if subject_mean is not None and (table["aggregation"] == "subject mean").any():
+        rows.append({**ours, "aggregation": AGGREGATIONS["subject mean"] + " (the paper's aggregation)",
+                     **{k: subject_mean[k] for k in METRICS}})
     return pd.DataFrame(rows)

@@ -132,6 +132,17 @@ def describe_difference(boot: dict, name: str, other_name: str, where: str) -> s
             f"subjects; {name} ahead in {boot['a_ahead']:.0%} of {boot['n_boot']} resamples")
 
 
+SUBJECT_MEAN_NOTE = ("secondary: scores per subject, then their mean (the aggregation some papers use, e.g. "
+                     "p4); the headline metrics pool all folds' predictions")
+
+
+def subject_scores(result, classes) -> dict:
+    """This run's scores averaged over subjects (:func:`mer.train.metrics.subject_mean`)."""
+    from mer.train.metrics import subject_mean
+    p = result.predictions
+    return subject_mean(p["y_true"], p["y_pred"], p["subject"].astype(str), list(classes))
+
+
 def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,
               ablations: pd.DataFrame | None = None, runtime_s: float, device: str,
               notes: list[str] | None = None) -> dict:
@@ -161,6 +172,7 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "per_fold": {"note": PER_FOLD_NOTE, "folds": result.per_fold.to_dict(orient="records")},
         "ablations": [] if ablations is None else ablations.to_dict(orient="records"),
         "per_source": None if (ps := per_source(result, table)) is None else ps.to_dict(orient="records"),
+        "subject_mean": {"note": SUBJECT_MEAN_NOTE, **subject_scores(result, classes)},
         "runtime_s": round(float(runtime_s), 1), "device": device, "git_commit": git_commit(),
         "params": params, "notes": list(notes or []),
     }

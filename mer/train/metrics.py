@@ -83,3 +83,21 @@ def paired_bootstrap(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Seque
     lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     return {"delta": uf1_diff(np.arange(len(y_true))), "low": float(lo), "high": float(hi), "level": level,
             "a_ahead": float((diffs > 0).mean()), "n_boot": n, "n_subjects": len(names)}
+
+
+def subject_mean(y_true: Sequence[int], y_pred: Sequence[int], subjects: Sequence[str], labels: Sequence[str]) -> dict:
+    """Scores averaged over subjects instead of pooled (the aggregation some papers use,
+    e.g. p4: "averaging the performances of all subjects"): per subject, accuracy and UF1 /
+    UAR over the classes present in that subject's labels or predictions (a class absent
+    from both says nothing about the subject), then the mean over subjects."""
+    y_true, y_pred, subjects = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), np.asarray(subjects)
+    rows = []
+    for s in sorted(set(subjects.tolist())):
+        t, p = y_true[subjects == s], y_pred[subjects == s]
+        sc = scores(t, p, labels)
+        present = sorted(set(t.tolist()) | set(p.tolist()))
+        f1 = [sc["per_class"][labels[c]]["f1"] for c in present]
+        recall = [sc["per_class"][labels[c]]["recall"] for c in sorted(set(t.tolist()))]
+        rows.append((sc["acc"], float(np.mean(f1)), float(np.mean(recall))))
+    acc, uf1, uar = (float(np.mean(col)) for col in zip(*rows)) if rows else (0.0, 0.0, 0.0)
+    return {"subjects": len(rows), "acc": acc, "uf1": uf1, "uar": uar}
