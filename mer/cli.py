@@ -46,13 +46,27 @@ def _bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_latency(a: argparse.Namespace) -> int:
+    from mer.magnify.latency import bench_latency
+    r = bench_latency(a.config, a.size, a.patch, device=a.device, repeats=a.repeats, onnx=not a.no_onnx, out=a.out)
+    print(f"{r['what']}; {r['device']}; ST-MEMM {r['magnifier_config']} at {r['size']} px, GAM-MER patches {r['patch']} px")
+    for row in r["rows"]:
+        ms = f"{row['ms']:8.1f} ms" if row["ms"] is not None else "       -   "
+        print(f"  {row['network']:8s} {row['mode']:9s} {ms}   (reported A10: {row['reported A10 ms']} ms)  {row['how']}")
+    print(f"-> {a.out}")
+    return 0
+
+
 def _train_magnifier(a: argparse.Namespace) -> int:
+    from dataclasses import replace
     from mer.magnify.eulerian import magnify_pair
     from mer.magnify.measure import compare_magnifiers
     from mer.magnify.training import MagnifierConfig, as_magnifier, train_magnifier, weights_path
     from mer.paths import outputs_dir
     from mer.preprocess.cache import default_root
-    cfg = MagnifierConfig.named(a.config, steps=a.steps, pairs=a.pairs)
+    cfg = MagnifierConfig.named(a.config, steps=a.steps, pairs=a.pairs, manipulator=a.manipulator, faces=a.faces)
+    if a.face_pairs is not None:
+        cfg = replace(cfg, n_face_pairs=a.face_pairs)
     weights = a.weights_dir or outputs_dir() / "weights"
     model, record = train_magnifier(cfg, weights, a.cache_dir or default_root() / "magnify", device=a.device)
     print(f"ST-MEMM ({cfg.model}, {cfg.steps} steps): {weights_path(cfg, weights)}; "
@@ -61,6 +75,10 @@ def _train_magnifier(a: argparse.Namespace) -> int:
         table = compare_magnifiers({"ST-MEMM": as_magnifier(model), "Eulerian": magnify_pair}, a.check, seed=1)
         print(f"measured / requested motion (alpha * d) on {a.check} held-out pairs")
         print(table.to_string(index=False))
+        from mer.magnify.measure import face_check
+        faces = face_check({"ST-MEMM": as_magnifier(model)}, a.check)
+        print(f"on {a.check} held-out face pairs per alpha (identities no training pair uses)")
+        print(faces.round(3).to_string(index=False))
     return 0
 
 
@@ -75,7 +93,8 @@ def _param(text: str) -> tuple[str, object]:
 
 def _study(a: argparse.Namespace) -> int:
     from mer.study import run_study
-    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root, smoke=a.smoke, overrides=dict(a.param))
+    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root, smoke=a.smoke, overrides=dict(a.param),
+              variant=a.variant)
     return 0
 
 
@@ -132,11 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--workers", type=int, default=1)
     bp.add_argument("--out", default=None, help="write the JSON result here")
     bp.set_defaults(func=_bench)
+    bl = bsub.add_parser("latency", help="p2 Table 5: ST-MEMM and GAM-MER ms per clip (PyTorch, ONNX Runtime, fp16 on "
+                                         "CUDA)")
+    bl.add_argument("--config", choices=("quick", "paper"), default="paper", help="ST-MEMM configuration")
+    bl.add_argument("--size", type=int, default=224, help="face size in px (the paper profiles: 224)")
+    bl.add_argument("--patch", type=int, default=48, help="GAM-MER region patch in px (the paper profiles: 48)")
+    bl.add_argument("--device", default="auto")
+    bl.add_argument("--repeats", type=int, default=10)
+    bl.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
+    bl.add_argument("--out", default="outputs/bench/latency.json", help="write the JSON result here")
+    bl.set_defaults(func=_bench_latency)
 
     tm = sub.add_parser("train-magnifier", help="train p2's ST-MEMM on procedural pairs (weights cached by config)")
     tm.add_argument("--config", choices=("quick", "paper"), default="quick")
     tm.add_argument("--steps", type=int, default=None, help="override the configuration's training steps")
     tm.add_argument("--pairs", type=int, default=None, help="override the number of procedural training pairs")
+    tm.add_argument("--face-pairs", type=int, default=None, help="override the number of face training pairs")
+    tm.add_argument("--faces", default=None,
+                    help="folder of neutral frontal face photos for the face pairs (default: the astronaut)")
+    tm.add_argument("--manipulator", choices=("paper", "official"), default=None,
+                    help="Eq. 3 as written (paper) or Oh et al.'s code (official); default: the config's")
     tm.add_argument("--weights-dir", default=None, help="default: outputs/weights")
     tm.add_argument("--cache-dir", default=None, help="procedural pairs cache (default: the preprocessing cache)")
     tm.add_argument("--device", default="auto")
@@ -146,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="run every notebook with its params for a dataset, then the report")
     st.add_argument("--dataset", default="synth")
     st.add_argument("--only", nargs="*", default=None, help="method ids to run (default: all)")
+    st.add_argument("--variant", default=None,
+                    help="run the params files <dataset>.<VARIANT>.yaml (e.g. 4class for CAS(ME)^3's 4 classes)")
     st.add_argument("--fresh", action="store_true", help="delete previous outputs of these runs first")
     st.add_argument("--data-root", default=None, help="overrides data_root of every params file")
     st.add_argument("--smoke", action="store_true",

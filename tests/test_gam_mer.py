@@ -4,10 +4,10 @@ import torch
 
 from mer import models
 from mer.landmarks import ALL_REGIONS, REGIONS
-from mer.models.gam_mer import PRIOR_EDGES, region_graph
+from mer.models.gam_mer import PRIOR_EDGES, REGION_SETS, region_graph
 from tests.training import tiny_batch_losses
 
-SELECTED = list(REGIONS)
+SELECTED = list(REGIONS)  # the "micro+eyes" set: brows, glabella, eyes, nose tip, mouth
 
 
 def test_regions_keep_their_landmark_indices():
@@ -46,10 +46,30 @@ def test_region_graph_nodes_and_edges():
         region_graph(SELECTED, "knn")
 
 
+def test_region_sets_follow_section_2_2():
+    """The paper's selection: eyebrows, nose tip and mouth (eyes and contour dropped: blinks and
+    eye movements are interference); Table 3's "all areas" adds the eyes and the contour."""
+    micro, every = REGION_SETS["micro"], REGION_SETS["all"]
+    assert list(micro) == ["right_brow", "left_brow", "nose_tip", "mouth_right", "mouth_left", "upper_lip", "lower_lip"]
+    assert set(every) - set(micro) == {"right_eye", "left_eye", "jaw_right", "chin", "jaw_left"}
+    assert list(REGION_SETS["micro+eyes"]) == SELECTED
+    assert all(ALL_REGIONS[r] == idx for s in REGION_SETS.values() for r, idx in s.items())
+    for regions in REGION_SETS.values():
+        for graph in ("optimised", "raw"):
+            assert region_graph(list(regions), graph).sum(1).min() >= 1  # every region linked
+    i = {r: k for k, r in enumerate(micro)}
+    raw = region_graph(list(micro), "raw")  # across the dropped eyes and glabella: brow - nose tip, brow - brow
+    assert raw[i["right_brow"], i["nose_tip"]] == 1 and raw[i["right_brow"], i["left_brow"]] == 1
+    with_eyes = region_graph(SELECTED, "raw")
+    j = {r: k for k, r in enumerate(SELECTED)}
+    assert with_eyes[j["right_brow"], j["nose_tip"]] == 0  # the eye lies between: no bridge
+    assert models.create("gam_mm_mer").regions == list(micro)  # the default is the paper's
+
+
 def test_shapes_of_every_variant():
     x = torch.randn(3, 10, 6, 16, 16)
     for kw in [{}, dict(layers=1), dict(layers=3), dict(conv="gcn"), dict(graph="raw")]:
-        m = models.create("gam_mm_mer", num_classes=4, **kw).eval()
+        m = models.create("gam_mm_mer", num_classes=4, regions=SELECTED, **kw).eval()
         assert m(x).shape == (3, 4), kw
         assert len(m.convs) == kw.get("layers", 2)
     m = models.create("gam_mm_mer", regions=list(ALL_REGIONS)).eval()
@@ -63,7 +83,7 @@ def test_shapes_of_every_variant():
 def test_one_graph_layer_mixes_neighbours_only():
     torch.manual_seed(0)
     for conv in ("gat", "gcn"):
-        m = models.create("gam_mm_mer", layers=1, conv=conv).eval()
+        m = models.create("gam_mm_mer", layers=1, conv=conv, regions=SELECTED).eval()
         i = {r: k for k, r in enumerate(SELECTED)}
         x = torch.randn(1, 10, 6, 16, 16)
         base = m.graph_features(x)[0, i["right_brow"]]
@@ -78,7 +98,7 @@ def test_one_graph_layer_mixes_neighbours_only():
 def test_loss_falls_on_a_tiny_batch():
     torch.manual_seed(0)
     x, y = torch.randn(6, 10, 6, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
-    losses = tiny_batch_losses(models.create("gam_mm_mer", num_classes=3, dropout=0.0), (x,), y)
+    losses = tiny_batch_losses(models.create("gam_mm_mer", num_classes=3, dropout=0.0, regions=SELECTED), (x,), y)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -87,10 +107,14 @@ def test_identical_outputs_for_one_seed():
     outs = []
     for _ in range(2):
         torch.manual_seed(3)
-        outs.append(models.create("gam_mm_mer").eval()(x))
+        outs.append(models.create("gam_mm_mer", regions=SELECTED).eval()(x))
     assert torch.equal(outs[0], outs[1])
     torch.manual_seed(4)
-    assert not torch.equal(models.create("gam_mm_mer").eval()(x), outs[0])
+    assert not torch.equal(models.create("gam_mm_mer", regions=SELECTED).eval()(x), outs[0])
+
+
+def t_points(pairs):
+    return list(pairs.clips["landmarks_apex"])
 
 
 def test_magnified_regions_give_node_inputs_per_alpha(tmp_path):
@@ -130,6 +154,23 @@ def test_magnified_regions_give_node_inputs_per_alpha(tmp_path):
     wide = reg.with_regions(ALL_REGIONS)
     assert wide[0][0].shape == (len(ALL_REGIONS), 6, 16, 16) and reg[0][0].shape[0] == 10
     assert torch.equal(wide[0][0][:10], x)  # the shared regions come first, cropped the same way
+    # Eq. 7: crops placed by dlib's landmarks of each magnified apex frame, near the aligned apex's
+    assert set(reg.points) == {5.0, 8.0, 12.0} and reg.points[5.0][0].shape == (68, 2)
+    assert np.abs(reg.points[5.0][0] - t_points(pairs)[0]).mean() < 3
+    on_apex = MagnifiedRegions(pairs, spy, train_alphas=(8, 12), test_alpha=5, landmarks="apex", progress=False)
+    assert all(np.array_equal(p, q) for p, q in zip(on_apex.points[8.0], t_points(pairs)))
+    assert on_apex.key() != reg.key()
+    fixed_apex, fixed_onset = reg.fixed_patches(5.0)  # aligned-landmark crops, whatever the placement
+    assert np.array_equal(fixed_apex, on_apex.apex_patches[5.0]) and np.array_equal(fixed_onset, on_apex.onset_patches)
+    # the paper's use of alpha against imbalance: minority classes get more magnified copies in training
+    import copy
+    fake = copy.copy(MagnifiedRegions(pairs, spy, train_alphas=(8, 10, 12, 15), test_alpha=5, progress=False))
+    fake.labels = np.array([0, 0, 0, 0, 1, 2, 2])
+    idx = np.arange(7)
+    assert fake.copies(idx).tolist() == [1, 1, 1, 1, 4, 2, 2]
+    assert len(fake.subset(idx, True)) == 12 and len(fake.subset(idx, False)) == 7
+    fake.balance = False
+    assert len(fake.subset(idx, True)) == 7
     raw = MagnifiedRegions(pairs, None, train_alphas=(8,), test_alpha=5, progress=False)
     assert np.array_equal(raw.frames[5.0], raw.frames[8.0])  # no magnifier: the raw apex at every alpha
     with pytest.raises(ValueError, match="'pair' recipe"):

@@ -143,14 +143,21 @@ def test_stmemm_loss_falls_and_is_deterministic():
 
 def test_train_magnifier_caches_its_weights(tmp_path):
     from mer.magnify.training import MagnifierConfig, as_magnifier, load_magnifier, train_magnifier, weights_path
-    cfg = MagnifierConfig(pairs=PairConfig(size=16, supersample=4), n_pairs=6, steps=4, batch_size=2)
+    from mer.magnify.face_pairs import FacePairConfig
+    cfg = MagnifierConfig(pairs=PairConfig(size=16, supersample=4), n_pairs=6, steps=4, batch_size=2,
+                          face_pairs=FacePairConfig(size=32, crop=16, identities=2), n_face_pairs=4)
     model, rec = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)
+    assert len(list((tmp_path / "c").glob("face_pairs_*.npz"))) == 1  # face pairs beside the procedural ones
     path = weights_path(cfg, tmp_path / "w")
     assert path.is_file() and rec["curve"][-1]["step"] == 4 and rec["config"]["steps"] == 4
     again, rec2 = train_magnifier(cfg, tmp_path / "w", tmp_path / "c", progress=False)
     assert rec2["curve"] == rec["curve"]
     assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
     assert MagnifierConfig(steps=5).key() != MagnifierConfig(steps=4).key()
+    assert MagnifierConfig(manipulator="paper").key() != MagnifierConfig().key() != MagnifierConfig(skip=False).key()
+    with pytest.raises(ValueError, match="face pairs of 48 px"):
+        train_magnifier(MagnifierConfig(pairs=PairConfig(size=16, supersample=4), n_pairs=2, steps=1),
+                        tmp_path / "w", tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match="schedule 'linear'"):  # refused before any pair is generated
         MagnifierConfig(schedule="linear")
     a = np.zeros((16, 16, 3), np.uint8)
@@ -184,18 +191,19 @@ def test_trained_stmemm_at_alpha_one_returns_nearly_frame_b(tmp_path):
 
     torch.manual_seed(0)
     before = error(STMEMM("quick").eval())
-    model, _ = train_magnifier(MagnifierConfig(pairs=pairs, n_pairs=32, steps=40, lr=1e-3), tmp_path / "w",
-                               tmp_path / "c", progress=False)
+    model, _ = train_magnifier(MagnifierConfig(pairs=pairs, n_pairs=32, n_face_pairs=0, steps=40, lr=1e-3),
+                               tmp_path / "w", tmp_path / "c", progress=False)
     after = error(model)
     assert after < 0.7 * before and after < 6.0, (before, after)
 
 
 def test_train_magnifier_command(tmp_path, capsys):
     from mer.cli import main
-    rc = main(["train-magnifier", "--steps", "2", "--pairs", "8", "--weights-dir", str(tmp_path / "w"), "--cache-dir",
-               str(tmp_path / "c"), "--check", "3"])
+    rc = main(["train-magnifier", "--steps", "2", "--pairs", "8", "--face-pairs", "2", "--manipulator", "paper",
+               "--weights-dir", str(tmp_path / "w"), "--cache-dir", str(tmp_path / "c"), "--check", "3"])
     out = capsys.readouterr().out
     assert rc == 0 and "ST-MEMM (quick, 2 steps)" in out and "measured / requested motion" in out
+    assert "held-out face pairs" in out and "cosine" in out
     assert all(name in out for name in ("ST-MEMM", "Eulerian", "true target"))
     assert len(list((tmp_path / "w").glob("stmemm_*.pt"))) == 1
 
@@ -253,3 +261,77 @@ def test_verdict_sentence():
     assert met is False
     assert text == ("ST-MEMM (loaded) moves objects by 0.79 at alpha 5, 0.74 at alpha 10 of alpha * d "
                     "(Eulerian: 0.30, 0.22): the 25% target is NOT met; its magnified frames are weaker than asked.")
+
+
+def test_both_readings_of_eq3_and_the_paper_decoder():
+    """Eq. 3 as written scales by alpha around frame A's code (alpha = 0 gives A's code);
+    Oh et al.'s code scales by alpha - 1 around B's (alpha = 1 gives B's). The paper config
+    is Eq. 3 and Eq. 5 as written: no residual to B, no skip."""
+    from mer.magnify.stmemm import CONFIGS, STMEMM
+    torch.manual_seed(0)
+    a, b, _, _ = _frames(size=32)
+    paper, official = STMEMM("quick", manipulator="paper").eval(), STMEMM("quick").eval()
+    with torch.no_grad():
+        _, sa = paper.encode(a)
+        _, sb = paper.encode(b)
+        assert torch.equal(paper.manipulate(sa, sb, 0.0), sa)
+        assert not torch.allclose(paper.manipulate(sa, sb, 1.0), sb)
+        _, sa = official.encode(a)
+        _, sb = official.encode(b)
+        assert torch.equal(official.manipulate(sa, sb, 1.0), sb)
+    assert CONFIGS["paper"]["manipulator"] == "paper" and not CONFIGS["paper"]["residual"] and not CONFIGS["paper"]["skip"]
+    bare = STMEMM("quick", residual=False, skip=False)
+    assert bare.out.in_channels == 24 and official.out.in_channels == 48
+    with pytest.raises(ValueError, match="manipulator"):
+        STMEMM("quick", manipulator="oh")
+    with pytest.raises(TypeError, match="unknown ST-MEMM setting"):
+        STMEMM("quick", resid=False)
+
+
+def test_face_pairs_move_faces_by_the_recorded_field():
+    from mer.magnify.face_pairs import TRAIN_SEED, FacePairConfig, check_face_pairs, make_face_pairs
+    from mer.magnify.measure import fitted_share
+    cfg = FacePairConfig(size=48, identities=2)
+    p = make_face_pairs(3, 0, cfg, progress=False)
+    assert p["A"].shape == (3, 48, 48, 3) and p["disp"].shape == (3, 48, 48, 2)
+    assert (p["alpha"] * np.abs(p["disp"]).max(axis=(1, 2, 3)) <= cfg.max_magnified + 1e-4).all()
+    again = make_face_pairs(3, 0, cfg, progress=False)
+    assert all(np.array_equal(p[k], again[k]) for k in ("A", "B", "target"))  # deterministic
+    crop = make_face_pairs(2, 0, FacePairConfig(size=48, crop=32, identities=2), progress=False)
+    assert crop["A"].shape == (2, 32, 32, 3) and crop["disp"].shape == (2, 32, 32, 2)
+    # held-out pairs: other identities, exact alpha; the target is A moved by alpha * d, which the fitted
+    # share reads as 1, and B (moved by d) as 1 / alpha
+    held = check_face_pairs(2, 0, alpha=5.0, cfg=cfg)
+    assert not np.array_equal(held["A_clean"][0], make_face_pairs(1, 0, cfg, clean=True, progress=False)["A_clean"][0])
+    assert TRAIN_SEED == 1000
+    for i in range(2):
+        d = held["disp"][i] * 5.0
+        region = np.linalg.norm(d, axis=-1) >= 0.1
+        assert abs(fitted_share(held["A_clean"][i], held["target"][i], d, region) - 1.0) <= 0.1
+        assert abs(fitted_share(held["A_clean"][i], held["B"][i], d, region) - 0.2) <= 0.1
+
+
+def test_face_check_floor_and_verdict():
+    from mer.magnify.measure import face_check, face_verdict
+    table = face_check({"B itself": lambda a, b, alpha: b}, 2, alphas=(5.0,))
+    target = table[table["magnifier"] == "true target"].iloc[0]
+    assert target["cosine"] > 0.999 and abs(target["median ratio"] - 1) <= 0.05
+    b_row = table[table["magnifier"] == "B itself"].iloc[0]
+    assert abs(b_row["median ratio"] - 0.2) <= 0.1 and b_row["within 25%"] == 0
+    met, text = face_verdict(table, "B itself", source="quick")
+    assert not met and "NOT met" in text and "astronaut" in text
+    assert face_verdict(table, "true target", source="x", faces="/photos")[0]
+
+
+def test_latency_bench_times_both_networks(tmp_path):
+    import json
+    from mer.magnify.latency import REPORTED_MS, bench_latency
+    r = bench_latency("quick", size=32, patch=8, warmup=0, repeats=1, out=tmp_path / "latency.json")
+    rows = {(row["network"], row["mode"]): row for row in r["rows"]}
+    assert set(rows) == {(n, m) for n in ("ST-MEMM", "GAM-MER") for m in ("pytorch", "onnx", "fp16", "tensorrt")}
+    for n in ("ST-MEMM", "GAM-MER"):
+        assert rows[(n, "pytorch")]["ms"] > 0 and rows[(n, "onnx")]["ms"] > 0, rows[(n, "onnx")]["how"]
+        assert rows[(n, "tensorrt")]["ms"] is None and rows[(n, "pytorch")]["reported A10 ms"] == REPORTED_MS[n]["pytorch"]
+        if not torch.cuda.is_available():
+            assert rows[(n, "fp16")]["ms"] is None and "needs CUDA" in rows[(n, "fp16")]["how"]
+    assert json.loads((tmp_path / "latency.json").read_text())["rows"] == json.loads(json.dumps(r["rows"]))

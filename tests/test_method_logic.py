@@ -46,7 +46,12 @@ def test_gam_mer_tables_swap_each_choice_of_the_main_configuration():
     assert list(tables["T4"][1].values()) == [{"magnifier": "none"}, {"test_alpha": 10.0}, {"test_alpha": 20.0}]
     other = gam_mer.ablation_tables(1, "gcn", "raw", "all", [])["T3"][1]
     assert other["remove one GAT layer"] == {"layers": 1} and other["micro-expression areas only"] == {"regions": "micro"}
-    assert other["optimised graph"] == {"graph": "optimised"} and set(gam_mer.REGION_SETS) == {"micro", "all"}
+    assert other["optimised graph"] == {"graph": "optimised"} and set(gam_mer.REGION_SETS) == {"micro", "micro+eyes", "all"}
+    # Fig. 8's rows: the raw apex, the main configuration at the test factor, then the other factors
+    assert gam_mer.per_alpha_rows(tables, "main configuration", 5.0) == {
+        "raw image (no magnification)": "raw image (no magnification)",
+        "alpha = 5 at test (main)": "main configuration", "alpha = 10 at test": "alpha = 10 at test",
+        "alpha = 20 at test": "alpha = 20 at test"}
 
 
 def test_cva_fpf_tables_need_each_variant_once():

@@ -171,13 +171,17 @@ def make_pairs(n: int, seed: int, cfg: PairConfig = PairConfig(), progress: bool
 
 def cached_pairs(n: int, seed: int, cfg: PairConfig, cache_dir: str | Path, progress: bool = True) -> dict:
     """:func:`make_pairs` through an .npz cache keyed by (config, n, seed)."""
-    path = Path(cache_dir) / f"pairs_{cfg.key()}_{n}_{seed}.npz"
+    return cached_npz(Path(cache_dir) / f"pairs_{cfg.key()}_{n}_{seed}.npz", lambda: make_pairs(n, seed, cfg, progress))
+
+
+def cached_npz(path: Path, make, what: str = "pairs") -> dict:
+    """The arrays in ``path`` when it is readable, else ``make()``'s, saved there first."""
     if path.is_file():
         try:
             with np.load(path) as z:
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
-            print(f"[pairs] {path} unreadable ({e}); generating again")
-    data = make_pairs(n, seed, cfg, progress)
+            print(f"[{what}] {path} unreadable ({e}); generating again")
+    data = make()
     save_npz(path, data)
     return data

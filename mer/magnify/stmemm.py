@@ -5,12 +5,15 @@ Encoder (shared by frames A and B): shallow convolutions (3x3, then 3x3 stride 2
 shallow features F(S); a Residual Swin Transformer Block (RSTB) on them -> deep features
 F(D); mixed F(MIX) = F(S) + F(D). From F(MIX): a texture branch (3x3 stride 2 + residual
 block, at 1/4 size) and a shape branch (3x3 + residual block, at 1/2 size).
-Manipulator: shape_B + ConvRes((alpha - 1) * ConvReLU(shape_B - shape_A)), ConvReLU a
-7x7 conv + ReLU, ConvRes a 3x3 conv + residual block, all without bias, so alpha = 1
-leaves shape_B unchanged (METHODS.md: the official convention, alpha - 1).
+Manipulator (``manipulator``), ConvReLU a 7x7 conv + ReLU, ConvRes a 3x3 conv + residual
+block, all without bias:
+- ``paper`` (p2 Eq. 3 as written): shape_A + ConvRes(alpha * ConvReLU(shape_B - shape_A));
+- ``official`` (Oh et al.'s released code, METHODS.md): shape_B + ConvRes((alpha - 1) *
+  ConvReLU(shape_B - shape_A)), so alpha = 1 leaves shape_B unchanged exactly.
 Decoder: texture_B (upsampled) and the manipulated shape, concatenated and 3x3-conv'd ->
 F_M; the Mixed Magnified Transformer block (an RSTB) -> F_MMTB; transposed conv on
-F_MMTB + F_M, then a 3x3 conv -> the magnified frame (paper eq. 5).
+F_MMTB + F_M, then a 3x3 conv -> the magnified frame (p2 Eq. 5 as written, with
+``residual`` and ``skip`` off: the ``paper`` config).
 RSTB: ``depth`` Swin layers (timm SwinTransformerBlock, window attention, shift 0 and
 window // 2 alternating), a 3x3 conv, and a residual around the group.
 Loss: L1(output, target) + lambda * (L1(texture(C), texture(A)) + L1(shape(C), shape(B))).
@@ -21,13 +24,18 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: widths and depths (the paper gives none): ``quick`` 24 channels, RSTBs of
   2 layers, 2 heads, window 8; ``paper`` 64 channels, RSTBs of 6 layers, 4 heads,
   window 8 (SwinIR-like).
+- assumption: Eq. 3 acts on the shape codes (Oh et al.'s split), not on F(MIX) as a whole;
+  the texture of frame B is kept.
+- assumption: ``manipulator="official"`` in the quick config (the ``paper`` config uses Eq. 3
+  as written). Both readings are compared on the magnifier check (params/gam_mm_mer/NOTES.md).
 - assumption: frames enter scaled to [-1, 1]; the output is unbounded (clipped on use).
-- assumption: ``residual``: the decoder's output is added to frame B (the network learns
-  the change only). The paper reconstructs the frame outright (eq. 5); trained for a few
-  CPU minutes that version stays blurred (L1 0.17 after 1500 steps, magnified motion at
-  alpha 5 measured at 0.33 of alpha * d).
-- assumption: ``skip``: the last conv also sees frame B's full-resolution shallow features
-  (the decoder otherwise rebuilds every fine detail from half resolution).
+- assumption: ``residual`` (quick config; off in ``paper``): the decoder's output is added to
+  frame B (the network learns the change only). The paper reconstructs the frame outright
+  (Eq. 5); trained for a few CPU minutes that version stays blurred (L1 0.17 after 1500
+  steps, magnified motion at alpha 5 measured at 0.33 of alpha * d).
+- assumption: ``skip`` (quick config; off in ``paper``): the last conv also sees frame B's
+  full-resolution shallow features (the decoder otherwise rebuilds every fine detail from
+  half resolution).
 - assumption: the decoder's activations after the fuse conv and the transposed conv are
   leaky ReLUs (0.2). With plain ReLUs, a 10000-step run at lr 1e-3 lost them all: its
   output no longer depended on the shape code (output = B at every alpha).
@@ -42,11 +50,12 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformerBlock
 from torch import nn
 
-MODEL_VERSION = 4  # bump when a change to this file makes saved weights stale (they are keyed by it)
+MODEL_VERSION = 5  # bump when a change to this file makes saved weights stale (they are keyed by it)
 
+MANIPULATORS = ("paper", "official")
 CONFIGS: dict[str, dict] = {
-    "quick": dict(channels=24, depth=2, heads=2, window=8, rstb=1, residual=True, skip=True),
-    "paper": dict(channels=64, depth=6, heads=4, window=8, rstb=2, residual=True, skip=True),
+    "quick": dict(channels=24, depth=2, heads=2, window=8, rstb=1, manipulator="official", residual=True, skip=True),
+    "paper": dict(channels=64, depth=6, heads=4, window=8, rstb=2, manipulator="paper", residual=False, skip=False),
 }
 
 
@@ -87,7 +96,12 @@ class STMEMM(nn.Module):
         super().__init__()
         if config not in CONFIGS:
             raise KeyError(f"unknown ST-MEMM config {config!r}; known: {sorted(CONFIGS)}")
+        unknown = set(overrides) - set(CONFIGS[config])
+        if unknown:
+            raise TypeError(f"unknown ST-MEMM setting(s) {sorted(unknown)}; known: {sorted(CONFIGS[config])}")
         c = {**CONFIGS[config], **overrides}
+        if c["manipulator"] not in MANIPULATORS:
+            raise ValueError(f"manipulator must be one of {MANIPULATORS}, not {c['manipulator']!r}")
         ch, rstb = c["channels"], lambda: RSTB(ch, c["depth"], c["heads"], c["window"])
         self.config = c
         self.shallow = nn.Sequential(nn.Conv2d(3, ch, 3, padding=1), nn.ReLU(inplace=True),
@@ -114,8 +128,10 @@ class STMEMM(nn.Module):
 
     def manipulate(self, shape_a: torch.Tensor, shape_b: torch.Tensor, alpha) -> torch.Tensor:
         alpha = torch.as_tensor(alpha, dtype=shape_a.dtype, device=shape_a.device)
-        gain = (alpha - 1).reshape(-1, 1, 1, 1) if alpha.dim() else alpha - 1
-        return shape_b + self.m_res(gain * self.m_relu(shape_b - shape_a))
+        alpha = alpha.reshape(-1, 1, 1, 1) if alpha.dim() else alpha
+        if self.config["manipulator"] == "paper":  # Eq. 3: F_1 + ConvRes(alpha * ConvReLU(F_2 - F_1))
+            return shape_a + self.m_res(alpha * self.m_relu(shape_b - shape_a))
+        return shape_b + self.m_res((alpha - 1) * self.m_relu(shape_b - shape_a))
 
     def decode(self, texture: torch.Tensor, shape: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         t = F.interpolate(texture, size=shape.shape[-2:], mode="nearest")

@@ -1,5 +1,6 @@
-"""Train ST-MEMM on procedural pairs; weights cached under ``outputs/weights/`` keyed by a
-hash of the whole configuration, and reused when present (``mer train-magnifier``)."""
+"""Train ST-MEMM on procedural pairs and face pairs; weights cached under
+``outputs/weights/`` keyed by a hash of the whole configuration, and reused when present
+(``mer train-magnifier``)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mer.magnify.face_pairs import FacePairConfig, cached_face_pairs
 from mer.magnify.measure import check_pairs, magnification_check
 from mer.magnify.pairs import PairConfig, cached_pairs
 from mer.magnify.stmemm import CONFIGS, MODEL_VERSION, STMEMM
@@ -22,6 +24,11 @@ class MagnifierConfig:
     model: str = "quick"                 # ST-MEMM size: quick | paper
     pairs: PairConfig = field(default_factory=lambda: PairConfig(size=48, supersample=8))
     n_pairs: int = 1500                  # procedural training pairs (generated once, cached)
+    face_pairs: FacePairConfig = field(default_factory=lambda: FacePairConfig(crop=48))
+    n_face_pairs: int = 1500             # face pairs beside them (0: procedural only, the earlier training)
+    manipulator: str | None = None       # ST-MEMM settings replaced in the model's config (None: keep):
+    residual: bool | None = None         #   paper | official; the decoder's residual to B; its skip
+    skip: bool | None = None
     steps: int = 8000
     batch_size: int = 8
     lr: float = 1e-3                     # Adam, no weight decay (the paper: 1e-5, batch 4, on a GPU)
@@ -35,15 +42,23 @@ class MagnifierConfig:
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; use 'constant' or 'cosine'")
 
+    def net(self) -> dict:
+        """The ST-MEMM settings replaced in the model's config (``manipulator``, ``residual``, ``skip``)."""
+        return {k: v for k, v in (("manipulator", self.manipulator), ("residual", self.residual), ("skip", self.skip))
+                if v is not None}
+
     def key(self) -> str:
         """Hash of the configuration, the model's settings and its code version."""
-        ident = {**asdict(self), "net": CONFIGS[self.model], "version": MODEL_VERSION}
+        ident = {**asdict(self), "net": {**CONFIGS[self.model], **self.net()}, "version": MODEL_VERSION}
         return content_key(ident, 12)
 
     @classmethod
-    def named(cls, name: str, steps: int | None = None, pairs: int | None = None) -> "MagnifierConfig":
+    def named(cls, name: str, steps: int | None = None, pairs: int | None = None, manipulator: str | None = None,
+              faces: str | None = None) -> "MagnifierConfig":
         """The configuration called ``name`` ("quick": the defaults, "paper": :data:`PAPER`),
-        with ``steps`` and ``pairs`` (the number of training pairs) replaced when given."""
+        with ``steps``, ``pairs`` (the number of procedural training pairs), ``manipulator``
+        (paper | official) and ``faces`` (a folder of the user's own neutral face photos for
+        the face pairs; SynthME's ``--faces``) replaced when given."""
         configs = {"quick": cls(), "paper": PAPER}
         if name not in configs:
             raise ValueError(f"unknown magnifier config {name!r}; use one of {list(configs)}")
@@ -52,12 +67,17 @@ class MagnifierConfig:
             cfg = replace(cfg, steps=int(steps))
         if pairs is not None:
             cfg = replace(cfg, n_pairs=int(pairs))
+        if manipulator is not None:
+            cfg = replace(cfg, manipulator=manipulator)
+        if faces is not None:
+            cfg = replace(cfg, face_pairs=replace(cfg.face_pairs, faces=str(faces)))
         return cfg
 
 
 CHECK_ALPHAS = (5.0, 10.0)
 
-PAPER = MagnifierConfig(model="paper", pairs=PairConfig(size=96, supersample=16), n_pairs=20000, steps=100000,
+PAPER = MagnifierConfig(model="paper", pairs=PairConfig(size=96, supersample=16), n_pairs=20000,
+                        face_pairs=FacePairConfig(size=128, crop=96, identities=200), n_face_pairs=20000, steps=100000,
                         batch_size=4, lr=1e-5, schedule="constant", reg=0.1, check_every=5000, check_pairs=50)
 
 
@@ -82,12 +102,18 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
         except ValueError as e:  # truncated or foreign file: report it and train again
             print(f"[magnifier] {e}; training again")
     dev = resolve_device(device)
-    data = cached_pairs(cfg.n_pairs, cfg.seed, cfg.pairs, cache_dir, progress=progress)
-    frames = {k: to_tensor(data[k]) for k in ("A", "B", "C", "target")}
-    alpha = torch.from_numpy(data["alpha"])
+    sets = [cached_pairs(cfg.n_pairs, cfg.seed, cfg.pairs, cache_dir, progress=progress)]
+    if cfg.n_face_pairs:
+        if (cfg.face_pairs.crop or cfg.face_pairs.size) != cfg.pairs.size:
+            raise ValueError(f"face pairs of {cfg.face_pairs.crop or cfg.face_pairs.size} px cannot share batches with "
+                             f"procedural pairs of {cfg.pairs.size} px; set face_pairs.crop to {cfg.pairs.size}")
+        sets.append(cached_face_pairs(cfg.n_face_pairs, cfg.seed, cfg.face_pairs, cache_dir, progress=progress))
+    frames = {k: torch.cat([to_tensor(d[k]) for d in sets]) for k in ("A", "B", "C", "target")}
+    alpha = torch.from_numpy(np.concatenate([d["alpha"] for d in sets]))
+    n_total = len(alpha)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = STMEMM(cfg.model).to(dev).train()
+    model = STMEMM(cfg.model, **cfg.net()).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine" else None
     # held-out pairs for monitoring (seed 2: neither training pairs nor the notebook's check, seed 1)
@@ -95,7 +121,7 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
     curve, window, t0 = [], [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc="training ST-MEMM", disable=not progress)
     for step in bar:
-        idx = torch.randint(0, cfg.n_pairs, (cfg.batch_size,), generator=gen)
+        idx = torch.randint(0, n_total, (cfg.batch_size,), generator=gen)
         batch = [frames[k][idx].to(dev) for k in ("A", "B", "C", "target")]
         loss, parts = model.loss(*batch, alpha[idx].to(dev), reg=cfg.reg)
         opt.zero_grad(set_to_none=True)
@@ -129,7 +155,8 @@ def load_magnifier(path: str | Path) -> tuple[STMEMM, dict]:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         record = {k: saved[k] for k in ("config", "curve", "seconds")}
-        model = STMEMM(record["config"]["model"])
+        net = {k: record["config"][k] for k in ("manipulator", "residual", "skip") if record["config"].get(k) is not None}
+        model = STMEMM(record["config"]["model"], **net)
         model.load_state_dict(saved["state"])
     except Exception as e:
         raise ValueError(f"{path} is not a usable ST-MEMM checkpoint of this code version: {e}") from e
@@ -172,12 +199,13 @@ class Prepared:
 
 def prepare(config: str = "quick", steps: int | None = None, pairs: int | None = None, weights: str | None = None,
             weights_dir: str | Path | None = None, cache_dir: str | Path | None = None, device: str = "auto",
-            max_size: int | None = None, max_check_pairs: int | None = None) -> Prepared:
+            max_size: int | None = None, max_check_pairs: int | None = None, manipulator: str | None = None,
+            face_pairs: int | None = None, faces: str | None = None) -> Prepared:
     """The ST-MEMM of a run: read from the checkpoint ``weights`` when given, else the
-    configuration ``config`` (:meth:`MagnifierConfig.named` with ``steps``, ``pairs``)
-    trained once and cached under ``weights_dir`` (``outputs/weights``). ``max_size`` and
-    ``max_check_pairs`` cap the training pairs' image size and the monitor's check (a
-    smoke run's)."""
+    configuration ``config`` (:meth:`MagnifierConfig.named` with ``steps``, ``pairs``,
+    ``manipulator``, ``faces``; ``face_pairs`` the number of face pairs) trained once and
+    cached under ``weights_dir`` (``outputs/weights``). ``max_size`` and ``max_check_pairs``
+    cap the training pairs' image size and the monitor's check (a smoke run's)."""
     from mer.paths import outputs_dir
     from mer.preprocess.cache import default_root
     from mer.train.engine import resolve_device
@@ -186,16 +214,23 @@ def prepare(config: str = "quick", steps: int | None = None, pairs: int | None =
         model, record = load_magnifier(weights)
         source, note = "loaded", f"ST-MEMM loaded from {weights} (trained {record['config'].get('steps')} steps)"
     else:
-        cfg = MagnifierConfig.named(config, steps, pairs)
+        cfg = MagnifierConfig.named(config, steps, pairs, manipulator, faces)
+        if face_pairs is not None:
+            cfg = replace(cfg, n_face_pairs=int(face_pairs))
         if max_size is not None:
-            cfg = replace(cfg, pairs=replace(cfg.pairs, size=min(cfg.pairs.size, int(max_size))))
+            cfg = replace(cfg, pairs=replace(cfg.pairs, size=min(cfg.pairs.size, int(max_size))),
+                          face_pairs=replace(cfg.face_pairs, crop=min(cfg.face_pairs.crop or cfg.face_pairs.size,
+                                                                      int(max_size))))
         if max_check_pairs is not None:
             cfg = replace(cfg, check_pairs=min(cfg.check_pairs, int(max_check_pairs)))
         wdir = Path(weights_dir) if weights_dir else outputs_dir() / "weights"
         cached = weights_path(cfg, wdir).is_file()
         model, record = train_magnifier(cfg, wdir, Path(cache_dir or default_root()) / "magnify", device=device)
         source = cfg.model
-        note = (f"ST-MEMM ({cfg.model}, {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}): "
+        net = {**CONFIGS[cfg.model], **cfg.net()}
+        note = (f"ST-MEMM ({cfg.model}, manipulator {net['manipulator']}, residual {net['residual']}, skip "
+                f"{net['skip']}; {cfg.n_pairs} procedural + {cfg.n_face_pairs} face pairs; {cfg.steps} steps, "
+                f"batch {cfg.batch_size}, lr {cfg.lr}): "
                 f"{'read from' if cached else 'trained and saved to'} {weights_path(cfg, wdir)}; "
                 f"training took {record['seconds']} s")
     model = model.to(resolve_device(device))

@@ -2,10 +2,11 @@
 landmark regions -> a small CNN per patch -> node features -> graph attention layers over
 a region graph -> pooling -> FC.
 
-Regions are the landmark groups of :data:`mer.landmarks.REGIONS` (brows,
-glabella, eyes, nose tip, mouth corners, lips; the jaw contour left out, paper section
-2.2); :data:`ALL_REGIONS` adds the jaw contour and the nose bridge (Table 3's "all
-facial key areas").
+Regions (:data:`REGION_SETS`): "micro" is p2 section 2.2's selection, the eyebrows, the
+nose tip and the mouth (brows, nose tip, mouth corners, lips); the paper drops the facial
+contour and names blinking and eye movement as interference that magnification
+amplifies. "micro+eyes" adds the eyes and the glabella (this study's earlier set), "all"
+adds the eyes and the jaw contour to "micro" (Table 3's "all facial key areas").
 
 The region graph: anatomical neighbours (:data:`ANATOMICAL_EDGES`) plus the prior
 long-range edges of the "optimised" graph (:data:`PRIOR_EDGES`: regions that move
@@ -18,11 +19,27 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: one CNN shared by all regions (2 conv blocks, global average pool) plus a
   learned per-region embedding so that nodes know which region they are.
 - assumption: the "raw facial graph" of Table 3 is the anatomical-neighbour graph alone
-  (the optimised graph without the prior long-range edges); "all facial key areas" uses
-  :data:`ALL_REGIONS` with the anatomical edges extended to the jaw.
+  (the optimised graph without the prior long-range edges); "all facial key areas" adds
+  the eyes and the jaw contour in three parts, with the anatomical edges extended to them.
+- assumption: the landmark groups of each region (:data:`mer.landmarks.REGIONS`: each
+  brow, the nose tip with the nostrils, each mouth corner, upper and lower lip); where a
+  region between two others is left out (the eyes, the glabella), its neighbours are
+  linked across it (:data:`BRIDGE_EDGES`).
 - assumption: GAT layers are PyG's DenseGATConv (heads concatenated, ELU, dropout), the
   graph is fixed, so a batch is one dense tensor; GCN variant: DenseGCNConv.
 - assumption: node features are mean-pooled over regions before the FC.
+- assumption (node inputs, :class:`mer.preprocess.magnified_regions.MagnifiedRegions`):
+  the paper magnifies with alpha in {8, 10, 12, 15} "to augment the dataset and mitigate
+  the category imbalance": each training clip is magnified at one drawn factor per copy,
+  and a class with n clips gets round(n_max / n) copies per epoch, at most one per factor
+  (``balance``); alpha 5 at test.
+- assumption: "colour" augmentation is one gain per RGB channel in 1 +- ``aug_colour``
+  (0.1), brightness and contrast a shift and gain in +- ``aug_jitter`` (0.1), the same draw
+  for the apex and onset patches of a clip.
+- assumption: Eq. 7's landmarks of the magnified apex come from dlib's 68-point predictor
+  run inside the box of the aligned apex's landmarks (grown by 15%); the onset patch is
+  cropped at the same place (``landmarks="apex"`` crops every factor at the aligned apex's
+  landmarks).
 
 How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
 in params/gam_mm_mer/NOTES.md.
@@ -37,6 +54,15 @@ from torch_geometric.nn import DenseGATConv, DenseGCNConv
 from mer.landmarks import ALL_REGIONS, REGIONS
 from mer.models import register
 
+_MICRO = ("right_brow", "left_brow", "nose_tip", "mouth_right", "mouth_left", "upper_lip", "lower_lip")
+_EYES = ("right_eye", "left_eye")
+_CONTOUR = ("jaw_right", "chin", "jaw_left")
+REGION_SETS: dict[str, dict[str, list[int]]] = {
+    "micro": {r: ALL_REGIONS[r] for r in _MICRO},                                  # p2 section 2.2
+    "micro+eyes": dict(REGIONS),                                                   # + eyes, glabella
+    "all": {r: ALL_REGIONS[r] for r in _MICRO[:2] + _EYES + _MICRO[2:] + _CONTOUR},  # Table 3's "all areas"
+}
+
 ANATOMICAL_EDGES: list[tuple[str, str]] = [
     ("right_brow", "glabella"), ("left_brow", "glabella"), ("right_brow", "right_eye"), ("left_brow", "left_eye"),
     ("right_eye", "glabella"), ("left_eye", "glabella"), ("right_eye", "nose_tip"), ("left_eye", "nose_tip"),
@@ -46,6 +72,12 @@ ANATOMICAL_EDGES: list[tuple[str, str]] = [
     ("glabella", "nose_bridge"), ("nose_bridge", "nose_tip"), ("jaw_right", "mouth_right"),
     ("jaw_left", "mouth_left"), ("chin", "lower_lip"), ("jaw_right", "chin"), ("jaw_left", "chin"),
     ("jaw_right", "right_eye"), ("jaw_left", "left_eye"),
+]
+
+# Edges across a left-out region: (a, b, regions between them); used only when none of those is present.
+BRIDGE_EDGES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("right_brow", "left_brow", ("glabella",)), ("right_brow", "nose_tip", ("right_eye", "glabella")),
+    ("left_brow", "nose_tip", ("left_eye", "glabella")),
 ]
 
 PRIOR_EDGES: list[tuple[str, str]] = [
@@ -64,7 +96,8 @@ def region_graph(regions: list[str], graph: str = "optimised") -> torch.Tensor:
         raise ValueError(f"graph must be optimised or raw, not {graph!r}")
     index = {r: i for i, r in enumerate(regions)}
     adj = torch.zeros(len(regions), len(regions))
-    edges = ANATOMICAL_EDGES + (PRIOR_EDGES if graph == "optimised" else [])
+    bridges = [(a, b) for a, b, between in BRIDGE_EDGES if not any(r in index for r in between)]
+    edges = ANATOMICAL_EDGES + bridges + (PRIOR_EDGES if graph == "optimised" else [])
     for a, b in edges:
         if a in index and b in index:
             adj[index[a], index[b]] = adj[index[b], index[a]] = 1.0
@@ -97,7 +130,7 @@ class GAMMER(nn.Module):
                  layers: int = 2, conv: str = "gat", in_chans: int = 6, cnn=(16, 32), hidden: int = 64,
                  heads: int = 4, dropout: float = 0.3):
         super().__init__()
-        self.regions = list(regions or REGIONS)
+        self.regions = list(regions or REGION_SETS["micro"])
         unknown = set(self.regions) - set(ALL_REGIONS)
         if unknown:
             raise ValueError(f"unknown region(s) {sorted(unknown)}; known: {list(ALL_REGIONS)}")
@@ -140,21 +173,29 @@ def gam_mer(num_classes: int = 5, **cfg) -> nn.Module:
 
 
 # ------------------------------------------------------------------ runs
-REGION_SETS = {"micro": REGIONS, "all": ALL_REGIONS}
-
 
 def ablation_tables(layers: int, conv: str, graph: str, regions: str, table4_alphas) -> dict:
     """The paper's Tables 3 and 4 around the main configuration (``layers`` GAT layers,
     ``conv``, ``graph``, the ``regions`` set): ``id -> (title, {row: changes})``. A row's
     changes are model arguments (``layers``, ``conv``, ``graph``) or node-input changes:
-    ``regions`` (the other set of :data:`REGION_SETS`), ``magnifier`` ("none": the raw
+    ``regions`` (another set of :data:`REGION_SETS`), ``magnifier`` ("none": the raw
     apex) or ``test_alpha`` (one of ``table4_alphas``)."""
-    other_regions = "all" if regions == "micro" else "micro"
+    other_regions = "all" if regions != "all" else "micro"
     other_graph = "raw" if graph == "optimised" else "optimised"
     t3 = {"add one GAT layer": {"layers": layers + 1}, "remove one GAT layer": {"layers": max(1, layers - 1)},
           "GCN instead of GAT": {"conv": "gcn" if conv == "gat" else "gat"},
-          ("all facial key areas" if regions == "micro" else "micro-expression areas only"): {"regions": other_regions},
+          ("all facial key areas" if regions != "all" else "micro-expression areas only"): {"regions": other_regions},
           ("raw facial graph" if graph == "optimised" else "optimised graph"): {"graph": other_graph}}
     t4 = {"raw image (no magnification)": {"magnifier": "none"},
           **{f"alpha = {a:g} at test": {"test_alpha": float(a)} for a in table4_alphas}}
     return {"T3": ("Table 3: the recogniser", t3), "T4": ("Table 4: the magnification", t4)}
+
+
+def per_alpha_rows(tables: dict, main: str, test_alpha: float) -> dict[str, str]:
+    """The rows of the paper's Fig. 8 (per-class accuracy at each factor), shown name ->
+    ablation variant: Table 4's raw-image row, the main configuration at ``test_alpha``,
+    then Table 4's other factors."""
+    t4 = tables["T4"][1]
+    raw = [name for name, changes in t4.items() if changes.get("magnifier") == "none"]
+    alphas = [name for name, changes in t4.items() if "test_alpha" in changes]
+    return {**{r: r for r in raw}, f"alpha = {test_alpha:g} at test (main)": main, **{a: a for a in alphas}}

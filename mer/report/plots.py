@@ -54,6 +54,18 @@ def per_class_f1(metrics: dict, title: str = "Per-class F1 and recall (pooled)")
     return fig
 
 
+def per_class_accuracy(table: pd.DataFrame, title: str = "Per-class accuracy"):
+    """Grouped bars: one group per class (``table``'s index), one bar per column (a run)."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(table)), 3.4))
+    table.plot.bar(ax=ax, rot=0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (recall)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def ablation_chart(table: pd.DataFrame, title: str = "Ablations"):
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(table)), 3.4))
     table.set_index("variant")[["acc", "uf1", "uar"]].plot.bar(ax=ax, rot=15)
