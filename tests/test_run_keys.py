@@ -85,7 +85,8 @@ NOT_IN_MAIN_KEY = {  # ATM-GCN notebook parameters that do not change the main r
     "ablation_folds": "the ablation runs' folds (their own keys)",
     "attention_clips": "how many clips the attention figure draws",
 }
-CHANGES = {"config": "paper_small", "input_size": 40, "frames": 5, "align": False, "aug_flip": False, "aug_rotate": 5.0,
+CHANGES = {"config": "paper_small", "input_size": 40, "frames": 5, "sampling": "rate", "target_fps": 20.0,
+           "global_node": "extra", "grad_accum": 2, "align": False, "aug_flip": False, "aug_rotate": 5.0,
            "aug_pad": 3, "aug_jitter": 0.2, "epochs": 2, "batch_size": 4, "lr": 1e-2, "weight_decay": 1e-3,
            "scheduler": "exp", "exp_gamma": 0.9, "focal_gamma": 1.0, "seed": 1, "device": "cpu", "amp": "off",
            "folds": 2, "ablations": [], "ablation_folds": 3, "attention_clips": 1, "smoke": True,

@@ -24,6 +24,10 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: widths and depths (the paper gives none): ``quick`` 24 channels, RSTBs of
   2 layers, 2 heads, window 8; ``paper`` 64 channels, RSTBs of 6 layers, 4 heads,
   window 8 (SwinIR-like).
+- assumption: the training data. The paper trains on Oh et al.'s set (COCO backgrounds, VOC
+  objects), which is not available here; procedural scenes (:mod:`mer.magnify.pairs`) and
+  SynthME faces moved by known fields (:mod:`mer.magnify.face_pairs`), half each in the
+  quick config, replace it.
 - assumption: Eq. 3 acts on the shape codes (Oh et al.'s split), not on F(MIX) as a whole;
   the texture of frame B is kept.
 - assumption: ``manipulator="official"`` in the quick config (the ``paper`` config uses Eq. 3
