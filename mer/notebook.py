@@ -43,7 +43,8 @@ from mer.train import engine, splits
 
 # Compute settings every notebook that has them takes in smoke mode.
 SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "ablation_folds": 2, "magnifier_steps": 2,
-         "magnifier_pairs": 8, "magnifier_face_pairs": 4, "check_pairs": 4, "face_check_pairs": 2, "latency_repeats": 1}
+         "magnifier_pairs": 8, "magnifier_face_pairs": 4, "check_pairs": 4, "face_check_pairs": 2, "latency_repeats": 1,
+         "latency_onnx": False}
 # Input sizes in smoke mode: image side 32 px (every architecture of the study accepts it:
 # checked by tests/test_smoke.py) and the fewest frames a sequence model takes with the
 # apex among them. TDSGCN's graph side is part of its architecture (the coarsening

@@ -66,6 +66,7 @@ def _onnx_ms(model: torch.nn.Module, inputs: tuple, warmup: int, repeats: int) -
         try:
             with warnings.catch_warnings():  # the trace fixes shapes and alpha: intended (a fixed-size export)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: fine at a fixed size
                 torch.onnx.export(model.cpu().eval(), tuple(x.cpu() for x in inputs), str(path),
                                   input_names=[f"x{i}" for i in range(len(inputs))], dynamo=False, opset_version=17)
         except Exception as e:  # an operator ONNX cannot express: say so, do not stop the bench

@@ -218,9 +218,9 @@ def prepare(config: str = "quick", steps: int | None = None, pairs: int | None =
         if face_pairs is not None:
             cfg = replace(cfg, n_face_pairs=int(face_pairs))
         if max_size is not None:
+            crop = min(cfg.face_pairs.crop or cfg.face_pairs.size, int(max_size))
             cfg = replace(cfg, pairs=replace(cfg.pairs, size=min(cfg.pairs.size, int(max_size))),
-                          face_pairs=replace(cfg.face_pairs, crop=min(cfg.face_pairs.crop or cfg.face_pairs.size,
-                                                                      int(max_size))))
+                          face_pairs=replace(cfg.face_pairs, crop=crop, size=max(crop, min(cfg.face_pairs.size, 64))))
         if max_check_pairs is not None:
             cfg = replace(cfg, check_pairs=min(cfg.check_pairs, int(max_check_pairs)))
         wdir = Path(weights_dir) if weights_dir else outputs_dir() / "weights"
