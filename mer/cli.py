@@ -58,15 +58,13 @@ def _bench_latency(a: argparse.Namespace) -> int:
 
 
 def _train_magnifier(a: argparse.Namespace) -> int:
-    from dataclasses import replace
     from mer.magnify.eulerian import magnify_pair
     from mer.magnify.measure import compare_magnifiers
     from mer.magnify.training import MagnifierConfig, as_magnifier, train_magnifier, weights_path
     from mer.paths import outputs_dir
     from mer.preprocess.cache import default_root
-    cfg = MagnifierConfig.named(a.config, steps=a.steps, pairs=a.pairs, manipulator=a.manipulator, faces=a.faces)
-    if a.face_pairs is not None:
-        cfg = replace(cfg, n_face_pairs=a.face_pairs)
+    cfg = MagnifierConfig.named(a.config, steps=a.steps, pairs=a.pairs, manipulator=a.manipulator, faces=a.faces,
+                                face_pairs=a.face_pairs)
     weights = a.weights_dir or outputs_dir() / "weights"
     model, record = train_magnifier(cfg, weights, a.cache_dir or default_root() / "magnify", device=a.device)
     print(f"ST-MEMM ({cfg.model}, {cfg.steps} steps): {weights_path(cfg, weights)}; "

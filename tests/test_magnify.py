@@ -214,6 +214,8 @@ def test_magnifier_config_by_name():
     cfg = MagnifierConfig.named("paper", steps=10, pairs=20)
     assert (cfg.steps, cfg.n_pairs, cfg.model, cfg.lr) == (10, 20, "paper", PAPER.lr)
     assert MagnifierConfig.named("quick", steps=None, pairs=None).key() == MagnifierConfig().key()
+    own = MagnifierConfig.named("quick", manipulator="paper", faces="/photos", face_pairs=3)
+    assert own.net() == {"manipulator": "paper"} and own.n_face_pairs == 3 and own.face_pairs.faces == "/photos"
     with pytest.raises(ValueError, match="'fast'.*'quick', 'paper'"):
         MagnifierConfig.named("fast")
 

@@ -43,9 +43,8 @@ class MagnifierConfig:
             raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; use 'constant' or 'cosine'")
 
     def net(self) -> dict:
-        """The ST-MEMM settings replaced in the model's config (``manipulator``, ``residual``, ``skip``)."""
-        return {k: v for k, v in (("manipulator", self.manipulator), ("residual", self.residual), ("skip", self.skip))
-                if v is not None}
+        """The ST-MEMM settings replaced in the model's config (:data:`NET_FIELDS` that are set)."""
+        return {k: getattr(self, k) for k in NET_FIELDS if getattr(self, k) is not None}
 
     def key(self) -> str:
         """Hash of the configuration, the model's settings and its code version."""
@@ -54,11 +53,12 @@ class MagnifierConfig:
 
     @classmethod
     def named(cls, name: str, steps: int | None = None, pairs: int | None = None, manipulator: str | None = None,
-              faces: str | None = None) -> "MagnifierConfig":
+              faces: str | None = None, face_pairs: int | None = None) -> "MagnifierConfig":
         """The configuration called ``name`` ("quick": the defaults, "paper": :data:`PAPER`),
         with ``steps``, ``pairs`` (the number of procedural training pairs), ``manipulator``
-        (paper | official) and ``faces`` (a folder of the user's own neutral face photos for
-        the face pairs; SynthME's ``--faces``) replaced when given."""
+        (paper | official), ``faces`` (a folder of the user's own neutral face photos for
+        the face pairs; SynthME's ``--faces``) and ``face_pairs`` (their number) replaced
+        when given."""
         configs = {"quick": cls(), "paper": PAPER}
         if name not in configs:
             raise ValueError(f"unknown magnifier config {name!r}; use one of {list(configs)}")
@@ -71,7 +71,12 @@ class MagnifierConfig:
             cfg = replace(cfg, manipulator=manipulator)
         if faces is not None:
             cfg = replace(cfg, face_pairs=replace(cfg.face_pairs, faces=str(faces)))
+        if face_pairs is not None:
+            cfg = replace(cfg, n_face_pairs=int(face_pairs))
         return cfg
+
+
+NET_FIELDS = ("manipulator", "residual", "skip")  # MagnifierConfig fields that replace ST-MEMM settings
 
 
 CHECK_ALPHAS = (5.0, 10.0)
@@ -155,7 +160,7 @@ def load_magnifier(path: str | Path) -> tuple[STMEMM, dict]:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         record = {k: saved[k] for k in ("config", "curve", "seconds")}
-        net = {k: record["config"][k] for k in ("manipulator", "residual", "skip") if record["config"].get(k) is not None}
+        net = {k: record["config"][k] for k in NET_FIELDS if record["config"].get(k) is not None}
         model = STMEMM(record["config"]["model"], **net)
         model.load_state_dict(saved["state"])
     except Exception as e:
@@ -214,9 +219,7 @@ def prepare(config: str = "quick", steps: int | None = None, pairs: int | None =
         model, record = load_magnifier(weights)
         source, note = "loaded", f"ST-MEMM loaded from {weights} (trained {record['config'].get('steps')} steps)"
     else:
-        cfg = MagnifierConfig.named(config, steps, pairs, manipulator, faces)
-        if face_pairs is not None:
-            cfg = replace(cfg, n_face_pairs=int(face_pairs))
+        cfg = MagnifierConfig.named(config, steps, pairs, manipulator, faces, face_pairs)
         if max_size is not None:
             crop = min(cfg.face_pairs.crop or cfg.face_pairs.size, int(max_size))
             cfg = replace(cfg, pairs=replace(cfg.pairs, size=min(cfg.pairs.size, int(max_size))),
