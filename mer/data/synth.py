@@ -217,14 +217,15 @@ def _border_anchors(size: int, n: int = 6) -> np.ndarray:
 
 
 def _tps_field(points: np.ndarray, moves: np.ndarray, size: int) -> np.ndarray:
-    """Dense (size, size, 2) field through ``moves`` at ``points``, zero on the border."""
+    """Dense (size, size, 2) field through ``moves`` at ``points``, zero on the border;
+    ``moves`` (n, 2k) gives k fields at once, (size, size, 2k), for one kernel evaluation."""
     anchors = _border_anchors(size)
     ctrl = np.vstack([points, anchors])
-    vals = np.vstack([moves, np.zeros_like(anchors)])
+    vals = np.vstack([moves, np.zeros((len(anchors), moves.shape[1]))])
     interp = RBFInterpolator(ctrl, vals, kernel="thin_plate_spline")
     ys, xs = np.mgrid[0:size, 0:size]
     grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
-    return interp(grid).reshape(size, size, 2).astype(np.float32)
+    return interp(grid).reshape(size, size, moves.shape[1]).astype(np.float32)
 
 
 def _identity_grid(size: int) -> tuple[np.ndarray, np.ndarray]:

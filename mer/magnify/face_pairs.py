@@ -71,21 +71,15 @@ class _Identity:
 
 
 def _au_fields(points: np.ndarray, side: int) -> dict[int, np.ndarray]:
-    """Every AU's unit displacement field for a face's landmarks: SynthME's thin-plate
-    spline through the AU's landmark moves (all other landmarks and the border pinned), all
-    AUs in one interpolator (one kernel evaluation for the 13 fields)."""
-    from scipy.interpolate import RBFInterpolator
+    """Every AU's unit displacement field for a face's landmarks, as SynthME draws them
+    (:func:`mer.data.synth._au_fields`), all AUs through one thin-plate spline evaluation."""
     aus = list(synth.AU_MOVES)
     moves = np.zeros((len(points), 2 * len(aus)))
     for k, au in enumerate(aus):
         for idx, (dx, dy) in synth.AU_MOVES[au].items():
             moves[idx, 2 * k:2 * k + 2] = (dx, dy)
-    anchors = synth._border_anchors(side)
-    interp = RBFInterpolator(np.vstack([points, anchors]), np.vstack([moves, np.zeros((len(anchors), moves.shape[1]))]),
-                             kernel="thin_plate_spline")
-    ys, xs = np.mgrid[0:side, 0:side]
-    grid = interp(np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)).astype(np.float32)
-    return {au: grid[:, 2 * k:2 * k + 2].reshape(side, side, 2) for k, au in enumerate(aus)}
+    fields = synth._tps_field(points, moves, side)
+    return {au: fields[..., 2 * k:2 * k + 2] for k, au in enumerate(aus)}
 
 
 def _downsample(img: np.ndarray, size: int) -> np.ndarray:

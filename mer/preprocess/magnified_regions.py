@@ -69,15 +69,17 @@ class MagnifiedRegions(ClipSet):
             self.points[alpha] = by_stack[id(frames)]
         self._crop()
 
+    def _patches(self, frames: np.ndarray, points) -> np.ndarray:
+        """Region patches (N, R, P, P, C) of ``frames``, clip i's crops placed by ``points[i]``."""
+        return np.stack([region_patches(f, p, self.regions, self.patch) for f, p in zip(frames, points)])
+
     def _crop(self) -> None:
-        crop = lambda frames, points: np.stack([region_patches(f, p, self.regions, self.patch)
-                                                for f, p in zip(frames, points)])
         cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # raw apex stacks share their crops
         self.apex_patches, self.onset_patches_at = {}, {}
         for alpha, frames in self.frames.items():
             ident = (id(frames), id(self.points[alpha]))
             if ident not in cache:  # the onset is cropped where its apex is, so the difference is motion
-                cache[ident] = (crop(frames, self.points[alpha]), crop(self.onsets, self.points[alpha]))
+                cache[ident] = (self._patches(frames, self.points[alpha]), self._patches(self.onsets, self.points[alpha]))
             self.apex_patches[alpha], self.onset_patches_at[alpha] = cache[ident]
         self.onset_patches = self.onset_patches_at[self.test_alpha]
 
@@ -117,8 +119,7 @@ class MagnifiedRegions(ClipSet):
         """(apex, onset) region patches at ``alpha`` cropped where the aligned apex's
         landmarks are, whatever ``landmarks`` is: crops that line up across magnifiers."""
         points = list(self.clips["landmarks_apex"])
-        crop = lambda frames: np.stack([region_patches(f, p, self.regions, self.patch) for f, p in zip(frames, points)])
-        return crop(self.frames[float(alpha)]), crop(self.onsets)
+        return self._patches(self.frames[float(alpha)], points), self._patches(self.onsets, points)
 
     def copies(self, idx: np.ndarray) -> np.ndarray:
         """Magnified copies per clip of a training fold ``idx``, by class: with ``balance``,
