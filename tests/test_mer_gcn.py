@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mer import models
-from mer.models.mer_gcn import (AU_REGIONS, GraphConvUnit, conditional, cooccurrence, fold_graph, partition,
+from mer.models.mer_gcn import (AU_REGIONS, GraphConvUnit, au_graph, conditional, cooccurrence, fold_graph, partition,
                                 region_membership, spatial_pyramid)
 from mer.preprocess.dataset import Augment
 from mer.preprocess.landmark_frames import LandmarkFrames, five_crop, to_grid
@@ -38,6 +38,32 @@ def test_cooccurrence_of_three_clips_equals_a_hand_count():
     assert subsets[:, 4].sum() == subsets[0, 4, 4] == 1.0  # the unseen AU keeps only its self loop
 
 
+def test_partition_by_euclidean_distance_to_the_mean_position():
+    # The paper's reading: r = distance to the mean of the node positions. The graph of the
+    # hop test below: the mean is node 0's position; r = 0, 1, 2, 3, sqrt 5, sqrt 17, 4.
+    pos = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [2, 1], [-4, -1], [-4, 0]], dtype=float)
+    a = np.zeros((7, 7))
+    for i, j in [(0, 1), (1, 2), (2, 3), (2, 4), (3, 4), (5, 6)]:
+        a[i, j] = a[j, i] = 1.0
+    subsets, r = partition(a, pos, centre_distance="euclidean")
+    assert np.allclose(r, [0, 1, 2, 3, np.sqrt(5), np.sqrt(17), 4])
+    root, centripetal, centrifugal = (s > 0 for s in subsets)
+    # hops put 3 and 4 at the same distance (each other's root subset); by position 4 is
+    # nearer the centre than 3, so 3 -> 4 is centripetal and 4 -> 3 centrifugal
+    expect = {0: ({0}, set(), {1}), 1: ({1}, {0}, {2}), 2: ({2}, {1}, {3, 4}), 3: ({3}, {2, 4}, set()),
+              4: ({4}, {2}, {3}), 5: ({5}, {6}, set()), 6: ({6}, set(), {5})}
+    for node, (rt, cp, cf) in expect.items():
+        assert set(np.flatnonzero(root[node])) == rt, node
+        assert set(np.flatnonzero(centripetal[node])) == cp, node
+        assert set(np.flatnonzero(centrifugal[node])) == cf, node
+    assert np.allclose(subsets.sum(axis=(0, 2)), 1.0)
+    # nodes at equal distance on either side of the centre share the root subset
+    sym, r2 = partition(np.ones((3, 3)), np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]))
+    assert r2[0] == r2[1] and sym[0, 0, 1] > 0 and sym[0, 1, 0] > 0 and sym[1, 0, 2] > 0 and sym[2, 2, 0] > 0
+    with pytest.raises(ValueError, match="centre_distance"):
+        partition(a, pos, centre_distance="manhattan")
+
+
 def test_partition_of_a_known_graph_reaches_past_one_hop():
     # main component: 0 - 1 - 2 - 3, 2 - 4, 3 - 4; second component 5 - 6. The mean position
     # is node 0's, so node 0 anchors the search; node 6 is its component's node nearest it.
@@ -46,7 +72,7 @@ def test_partition_of_a_known_graph_reaches_past_one_hop():
     for i, j in [(0, 1), (1, 2), (2, 3), (2, 4), (3, 4), (5, 6)]:
         a[i, j] = a[j, i] = 1.0
     a[2, 1] = 0.5  # an asymmetric weight: P(1 | 2) = 0.5
-    subsets, hops = partition(a, pos)
+    subsets, hops = partition(a, pos, centre_distance="hops")
     assert hops.tolist() == [0, 1, 2, 3, 3, 1, 0]  # a max_hop = 1 search would leave 2, 3, 4 at inf
     root, centripetal, centrifugal = (s > 0 for s in subsets)
     expect = {  # node: (root subset, centripetal, centrifugal), self loops in the root subset
@@ -159,6 +185,42 @@ def test_loss_falls_on_a_tiny_batch_and_seeded_models_are_identical():
                            outs[0])
 
 
+def test_the_ml_gcn_reading_applies_the_au_graph_to_the_sequence_feature():
+    frames, points = _inputs(b=6)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    vocabulary = (1, 2, 4, 12)
+    landmarks = np.random.default_rng(0).uniform(0, 64, (4, 68, 2))
+    graph = au_graph([[1, 2], [1, 2, 4], [12]], landmarks, vocabulary)
+    torch.manual_seed(0)
+    m = models.create("mer_gcn", num_classes=3, graph=graph, reading="mlgcn").eval()
+    assert m.units is not None and len(m.units) == 0 and len(m.au_layers) == 2 and m.data_bn is None
+    # H^L: one d_model vector per AU, propagated over P(j | i) with self loops, rows summing to 1
+    assert tuple(m.au_vectors().shape) == (4, 64)
+    expected = graph.adjacency.copy()
+    np.fill_diagonal(expected, 1.0)  # P(i | i) = 1 already for every AU a training clip has
+    assert np.allclose(m.propagation.numpy(), expected / expected.sum(1, keepdims=True), atol=1e-6)
+    assert m.head.in_features == 4  # the class scores come from the per-AU products
+    out = m(frames, points)
+    assert out.shape == (6, 3)
+    # the graph enters: another co-occurrence graph, same weights, other outputs
+    other = models.create("mer_gcn", num_classes=3, graph=au_graph([[1], [2], [4, 12]], landmarks, vocabulary),
+                          reading="mlgcn").eval()
+    other.load_state_dict({k: v for k, v in m.state_dict().items() if k != "propagation"}, strict=False)
+    assert not torch.allclose(other(frames, points), out)
+    # the landmarks do not (the sequence feature is the CNN's pooled frames)
+    assert torch.equal(m(frames, torch.zeros_like(points)), out)
+    # Table 2's variants exist in this reading too, and it learns
+    for variant in ({"use_gcn": False}, {"use_transformer": False}):
+        assert models.create("mer_gcn", num_classes=3, graph=graph, reading="mlgcn", **variant)(frames, points).shape \
+            == (6, 3)
+    torch.manual_seed(0)
+    losses = tiny_batch_losses(models.create("mer_gcn", num_classes=3, graph=graph, reading="mlgcn"), (frames, points), y,
+                               steps=60)
+    assert losses[-1] < 0.6 * losses[0]  # slower than the ST-GCN reading: 4 AU scores are its only path
+    with pytest.raises(ValueError, match="reading"):
+        models.create("mer_gcn", num_classes=3, vocabulary=vocabulary, reading="gat")
+
+
 def _fake_sequences(n=4, t=3, size=32):
     rng = np.random.default_rng(0)
     data = [rng.integers(0, 255, size=(t, size, size, 3), dtype=np.uint8) for _ in range(n)]
@@ -192,6 +254,16 @@ def test_landmark_frames_items_and_five_crop():
     train_item = ds.subset(np.array([1]), train=True)[0][0]
     assert not torch.equal(train_item["frames"], ds[1][0]["frames"])
     assert torch.equal(ds.subset(np.array([1]), train=False)[0][0]["frames"], ds[1][0]["frames"])
+    # at test, five-crop training's zoom is matched by the centre crop (or the whole face with "full")
+    centre, centre_pts = five_crop(seq.data[1], ds.points[1], 4, 0.875)
+    expected = torch.from_numpy(centre[2]).float().permute(2, 0, 1) / 255 - 0.5
+    assert torch.allclose(ds[1][0]["frames"][2, :3], expected)
+    assert np.allclose(ds[1][0]["points"].numpy(), to_grid(centre_pts, 32))
+    full = LandmarkFrames(seq, [0], five_crop=0.875, test_crop="full")
+    assert torch.equal(full[1][0]["frames"], LandmarkFrames(seq, [0])[1][0]["frames"])
+    assert full.key()["test_crop"] == "full" != ds.key()["test_crop"]
+    with pytest.raises(ValueError, match="test_crop"):
+        LandmarkFrames(seq, [0], five_crop=0.875, test_crop="corner")
     with pytest.raises(ValueError, match="68-point"):
         LandmarkFrames(seq, [68])
     with pytest.raises(ValueError, match="sequence"):

@@ -92,7 +92,8 @@ def test_mer_gcn_graph_summary_of_fold_graphs():
     assert list(nodes.columns) == ["AU1", "AU2", "AU4"] and nodes.loc["neighbours", "AU4"] == 0
     clips = pd.DataFrame({"aus": [[1, 2], [4]], "landmarks_apex": list(landmarks[:2])})
     per_fold = mer_gcn.FoldGraphs(clips, vocabulary)
-    assert per_fold.key() == {"fold_graph": [1, 2, 4]}
+    assert per_fold.key() == {"fold_graph": [1, 2, 4], "centre_distance": "euclidean"}
+    assert mer_gcn.FoldGraphs(clips, vocabulary, "hops").key()["centre_distance"] == "hops"
 
     class Fold:
         train_idx = np.array([0])

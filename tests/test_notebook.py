@@ -169,10 +169,13 @@ def test_mer_gcn_notebook_through_papermill(tmp_path):
     execute(project_root() / "notebooks" / "01_mer_gcn_transformer.ipynb", executed, params, progress=False)
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["method"] == "mer_gcn" and m["n_clips"] == 12 and m["params"]["frames"] == 3
-    assert [a["variant"] for a in m["ablations"]] == ["GCN", "GCN + Transformer"]
+    assert [a["variant"] for a in m["ablations"]] == ["GCN", "GCN + Transformer", "GCN [ML-GCN reading]",
+                                                      "GCN + Transformer [ML-GCN reading]"]
+    assert m["params"]["centre_distance"] == "euclidean" and m["params"]["test_crop"] == "centre"
     check_rendered(run_dir, executed, ("examples", "au_cooccurrence", "au_graph", "curves", "confusion", "per_class",
                                        "ablations"),
-                   ("reported", "p1 Tables 2-3, GCN + Transformer", "No finished baseline", "hops from anchor",
+                   ("reported", "p1 Tables 2-3, GCN + Transformer", "No finished baseline", "px to the centre",
+                    "Table 2, ML-GCN reading", "UF1 minus full (ST-GCN reading)",
                     "annotated AUs outside the vocabulary", "optimizer steps per fold"))
 
 

@@ -11,11 +11,14 @@ The graph (:func:`au_graph`, built per fold from the *training* clips only):
   clip has gives a zero row (no NaN), and every node keeps its self loop;
 - partition as ST-GCN's "spatial" strategy: the neighbours j of root i (A[i, j] > 0, self
   included) go to the root subset when j is as far from the centre as i, to the
-  centripetal subset when nearer, centrifugal when farther. Distances are hop counts from
-  a full breadth-first search (not capped at one hop: ST-GCN's reference code caps them at
-  max_hop, so farther nodes get distance inf and all fall into the root subset). The
-  paper's centre is the mean position of all nodes; the search starts from the node
-  nearest that point (the *anchor*);
+  centripetal subset when nearer, centrifugal when farther. The paper (like ST-GCN's
+  paper) measures "nearer" geometrically, against the average coordinate of all nodes:
+  ``centre_distance="euclidean"``, the default and the paper profiles'. ST-GCN's reference
+  code counts hops instead: ``"hops"``, hop counts from a full breadth-first search
+  started at the node nearest the mean position (the *anchor*; the reference code caps
+  the search at max_hop, so farther nodes get distance inf and all fall into the root
+  subset: not done here). Co-occurrence graphs are dense and shallow, so hops put many
+  edges at "the same distance";
 - each subset's matrix holds the A[i, j] of its edges, rows normalised so that the three
   subsets of a row sum to 1 (a weighted mean over the neighbourhood, as ST-GCN normalises).
 
@@ -38,24 +41,58 @@ The network (:class:`MERGCN`):
   features over time instead; ``use_gcn=False`` ("Transformer model") feeds the CNN node
   features straight to the pyramid pooling.
 
+Section 1.2 reads two ways, and both are here (``reading``; the notebook runs Table 2 under
+each, side by side):
+- ``"stgcn"`` (default; the paper's Fig. 2 and its three-subset partition): the AU graph
+  is the skeleton of an ST-GCN over per-frame AU node features, as above.
+- ``"mlgcn"``: the ML-GCN / MER-GCN (Lo et al. 2020) design the same section also
+  describes ("stacked GCNs ... obtain H^L; the learned AU information is applied to the
+  sequence-level features"): learned AU embeddings go through two GCN layers over the
+  fold's co-occurrence graph (P(j | i) with self loops, rows normalised; LeakyReLU 0.2
+  between the layers, as ML-GCN) to H^L, one d_model vector per AU; the frames go
+  through the same CNN, globally average-pooled, projected and through the Transformer
+  encoder to one sequence feature f; the class scores are an FC over the per-AU products
+  H^L f. Its Table 2 rows: "GCN" without the Transformer (f the mean over frames),
+  "Transformer model" without H^L (f straight into the FC).
+
 Assumptions (not stated in the paper; each is a parameter or a table here):
 - assumption: the AU regions of :data:`AU_REGIONS` (FACS descriptions mapped to the
   68-point scheme) and the default vocabulary of the 17 AUs they cover.
+- assumption: A[i, j] = P(j | i), counted from the training clips' AU annotations (the
+  paper: "data mining" of co-occurrence, no formula).
 - assumption: a component of the co-occurrence graph without the anchor gets its own
-  anchor, its node nearest the centre (the paper's graph is presumably connected;
-  co-occurrence graphs need not be, SynthME's is not).
+  anchor, its node nearest the centre (``centre_distance="hops"`` only; the paper's graph
+  is presumably connected; co-occurrence graphs need not be, SynthME's is not).
 - assumption: node features read one CNN's feature map at the landmarks; the paper says
   only "a small window based on landmarks". A CNN per landmark patch (54 of them) cost ten
   times as much on a CPU. The per-AU embedding tells apart AUs whose regions overlap
   (AU12, AU14). Every frame is read at the apex frame's landmarks (faces are aligned once
   per clip; only the onset and apex frames have landmarks).
+- assumption: the graph-conv unit is ST-GCN's (1x1 convolution to 3 x C, BN, ReLU,
+  temporal convolution, BN, dropout, residual; none on the first unit), with ST-GCN's
+  temporal kernel 9 and strides 2 at the width changes in the paper config; the edge
+  importance starts at ones.
 - assumption: the pyramid pools over the nodes of each frame; the paper pools the "node
   graph" without saying along which axis, and pooling per frame keeps the sequence for
-  the Transformer. Bins are adaptive: the paper's size ceil(a/n) and stride floor(a/n)
+  the Transformer. Levels 1, 2, 4 with max pooling (METHODS.md); nodes ordered top to
+  bottom on the face. Bins are adaptive: the paper's size ceil(a/n) and stride floor(a/n)
   give n bins only for some a.
-- assumption: 8 attention heads (the paper gives none; 8 is the standard).
+- assumption: 8 attention heads, feed-forward 2048, dropout 0.1 (the paper gives d_model
+  and N only; these are the Transformer's standard values).
+- assumption: sinusoidal positions added to the frame features and a learned class
+  token whose output, after a LayerNorm, is the sequence feature (the paper: "position
+  insertion ... relative position", no form given).
 - simplification: the paper's encoder-decoder, whose decoder emits class scores, is the
   encoder with a classification head.
+- assumption: the ML-GCN reading's AU embeddings are learned (ML-GCN starts from word
+  vectors, which MER has no counterpart for), its hidden width ``ml_hidden`` (1024 in the
+  paper config, as ML-GCN's first layer; 64 in quick).
+- assumption: the 150 frames are the clip's frames nearest 150 uniform points of
+  onset..offset (frames repeat in a short clip; the paper's "regularise the number of
+  frames" names no interpolation), the apex among them.
+- assumption: the five crops take 0.875 of the side (224 of 256) and are resized back;
+  at test the centre crop of the same share is used (``test_crop``; "full": the whole
+  face, seen 1.14x smaller than in training).
 
 Paper settings not used by the quick profile: 150 frames, 256 px input, SGD lr 1e-3
 momentum 0.9, batch 32, 400 epochs, lr halved at 20 000 iterations, five-crop augmentation
@@ -110,12 +147,12 @@ CONFIGS: dict[str, dict] = {
     # changes), 150 frames at 256 px, d_model 512, 6 layers, 8 heads
     "paper": dict(cnn=(32, 64, 64), cnn_strides=(2, 2, 1), node_dim=64, channels=(64, 64, 64, 128, 128, 128, 256, 256, 256),
                   strides=(1, 1, 1, 2, 1, 1, 2, 1, 1), t_kernel=9, d_model=512, layers=6, heads=8, ff=2048,
-                  dropout=0.1, levels=(1, 2, 4)),
+                  dropout=0.1, levels=(1, 2, 4), ml_hidden=1024),
     # CPU-sized for SynthME: the same 9 units at a quarter of the width, no temporal stride
     # (8 frames), a 2-layer encoder at d_model 64
     "quick": dict(cnn=(16, 32), cnn_strides=(2, 1), node_dim=32, channels=(16, 16, 16, 32, 32, 32, 64, 64, 64),
                   strides=(1,) * 9, t_kernel=3, d_model=64, layers=2, heads=4, ff=128, dropout=0.1,
-                  levels=(1, 2, 4)),
+                  levels=(1, 2, 4), ml_hidden=64),
 }
 
 
@@ -175,15 +212,37 @@ def anchors(adjacency: np.ndarray, positions: np.ndarray) -> list[int]:
     return out
 
 
-def partition(adjacency: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+CENTRE_DISTANCES = ("euclidean", "hops")
+
+
+def centre_distances(adjacency: np.ndarray, positions: np.ndarray, centre_distance: str = "euclidean") -> np.ndarray:
+    """Each node's distance to the centre of the face, the quantity the partition compares:
+    ``euclidean`` (the paper's and ST-GCN's paper's reading) the distance of its position
+    from the mean position of all nodes; ``hops`` (ST-GCN's reference code) the hop count
+    from its component's anchor (:func:`anchors`)."""
+    if centre_distance == "euclidean":
+        positions = np.asarray(positions, dtype=np.float64)
+        return np.linalg.norm(positions - positions.mean(axis=0), axis=1)
+    if centre_distance == "hops":
+        return hop_distances(adjacency, anchors(adjacency, positions))
+    raise ValueError(f"centre_distance must be one of {CENTRE_DISTANCES}, got {centre_distance!r}")
+
+
+def partition(adjacency: np.ndarray, positions: np.ndarray,
+              centre_distance: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
     """ST-GCN's spatial partition of ``adjacency`` (V, V; A[i, j] the weight of j in i's
-    neighbourhood; self loops added). Returns (3, V, V) root / centripetal / centrifugal
-    matrices, rows normalised over the three subsets, and the hop distances used."""
+    neighbourhood; self loops added): neighbour j of root i goes to the root subset when
+    r_j = r_i, centripetal when r_j < r_i, centrifugal when r_j > r_i, r the distance to the
+    centre (:func:`centre_distances`; Euclidean distances equal within 1e-9 of the face's
+    scale count as equal). Returns (3, V, V) root / centripetal / centrifugal matrices, rows
+    normalised over the three subsets, and the distances r used."""
     a = np.asarray(adjacency, dtype=np.float64).copy()
     np.fill_diagonal(a, 1.0)
-    dist = hop_distances(a, anchors(a, positions))
+    dist = centre_distances(a, positions, centre_distance)
     di, dj = dist[:, None], dist[None, :]  # finite: every component has its anchor
-    subsets = np.stack([np.where(dj == di, a, 0.0), np.where(dj < di, a, 0.0), np.where(dj > di, a, 0.0)])
+    tol = 1e-9 * max(1.0, float(np.nanmax(dist))) if centre_distance == "euclidean" else 0.0
+    same, nearer = np.abs(dj - di) <= tol, dj < di - tol
+    subsets = np.stack([np.where(same, a, 0.0), np.where(nearer, a, 0.0), np.where(~same & ~nearer, a, 0.0)])
     subsets /= subsets.sum(axis=(0, 2))[None, :, None]  # the diagonal keeps every row positive
     return subsets, dist
 
@@ -205,8 +264,9 @@ class AUGraph:
     adjacency: np.ndarray  # (V, V) P(j | i)
     positions: np.ndarray  # (V, 2)
     subsets: np.ndarray  # (3, V, V) root / centripetal / centrifugal
-    hops: np.ndarray  # (V,) hop distance from the component's anchor
+    distances: np.ndarray  # (V,) each node's distance to the centre, as the partition measured it
     clips: int  # training clips it was counted from
+    centre_distance: str = "euclidean"  # euclidean (positions) | hops (from the anchor)
 
     @property
     def order(self) -> np.ndarray:
@@ -215,8 +275,10 @@ class AUGraph:
         return np.lexsort((self.positions[:, 0], self.positions[:, 1]))
 
 
-def au_graph(aus: Iterable[Iterable[int]], landmarks: np.ndarray, vocabulary: Sequence[int] = DEFAULT_AUS) -> AUGraph:
-    """The graph of one fold: pass the *training* clips' AU lists and aligned landmarks."""
+def au_graph(aus: Iterable[Iterable[int]], landmarks: np.ndarray, vocabulary: Sequence[int] = DEFAULT_AUS,
+             centre_distance: str = "euclidean") -> AUGraph:
+    """The graph of one fold: pass the *training* clips' AU lists and aligned landmarks;
+    ``centre_distance`` picks the partition's distance (:func:`centre_distances`)."""
     aus = [list(a) for a in aus]
     vocabulary = tuple(int(a) for a in vocabulary)
     if len(set(vocabulary)) != len(vocabulary):
@@ -224,15 +286,16 @@ def au_graph(aus: Iterable[Iterable[int]], landmarks: np.ndarray, vocabulary: Se
     counts = cooccurrence(aus, vocabulary)
     adjacency = conditional(counts)
     positions = au_positions(landmarks, vocabulary)
-    subsets, hops = partition(adjacency, positions)
-    return AUGraph(vocabulary, counts, adjacency, positions, subsets, hops, len(aus))
+    subsets, distances = partition(adjacency, positions, centre_distance)
+    return AUGraph(vocabulary, counts, adjacency, positions, subsets, distances, len(aus), centre_distance)
 
 
-def fold_graph(clips, train_idx: np.ndarray, vocabulary: Sequence[int] = DEFAULT_AUS) -> AUGraph:
+def fold_graph(clips, train_idx: np.ndarray, vocabulary: Sequence[int] = DEFAULT_AUS,
+               centre_distance: str = "euclidean") -> AUGraph:
     """The AU graph of a fold, from the rows ``train_idx`` of an aligned clip table (AU
     lists and apex landmarks) and nothing else."""
     train = clips.iloc[np.asarray(train_idx)]
-    return au_graph(train["aus"], clip_table_landmarks(train), vocabulary)
+    return au_graph(train["aus"], clip_table_landmarks(train), vocabulary, centre_distance)
 
 
 def region_membership(vocabulary: Sequence[int]) -> tuple[list[int], torch.Tensor]:
@@ -248,6 +311,7 @@ def region_membership(vocabulary: Sequence[int]) -> tuple[list[int], torch.Tenso
 
 
 # ------------------------------------------------------------------ the network
+READINGS = ("stgcn", "mlgcn")  # section 1.2's two readings (module docstring)
 class GraphConvUnit(nn.Module):
     """ST-GCN unit: spatial graph conv over K subsets with learnable edge importance,
     then a temporal convolution, with a residual connection. x (B, C, T, V)."""
@@ -280,6 +344,14 @@ class GraphConvUnit(nn.Module):
         return F.relu(y)
 
 
+def label_graph(adjacency: np.ndarray) -> np.ndarray:
+    """The ML-GCN reading's propagation matrix: P(j | i) with self loops, rows normalised
+    (each AU's new vector a weighted mean of its co-occurring AUs' and its own)."""
+    a = np.asarray(adjacency, dtype=np.float64).copy()
+    np.fill_diagonal(a, 1.0)
+    return a / a.sum(axis=1, keepdims=True)
+
+
 def spatial_pyramid(x: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     """(B, C, T, V) -> (B, T, C * sum(levels)): max over n bins of the node axis per level."""
     b, c, t, v = x.shape
@@ -303,8 +375,12 @@ class MERGCN(nn.Module):
     buffers, so a saved fold model carries the graph it was trained with."""
 
     def __init__(self, num_classes: int, graph: AUGraph | None = None, vocabulary: Sequence[int] | None = None,
-                 config: str = "quick", use_gcn: bool = True, use_transformer: bool = True, **overrides):
+                 config: str = "quick", use_gcn: bool = True, use_transformer: bool = True,
+                 reading: str = "stgcn", **overrides):
         super().__init__()
+        if reading not in READINGS:
+            raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
+        self.reading = reading
         if config not in CONFIGS:
             raise ValueError(f"unknown config {config!r}; known: {sorted(CONFIGS)}")
         cfg = {**CONFIGS[config], **overrides}
@@ -326,6 +402,8 @@ class MERGCN(nn.Module):
         order = torch.arange(v) if graph is None else torch.from_numpy(graph.order.copy()).long()
         self.register_buffer("subsets", subsets)
         self.register_buffer("order", order)
+        propagation = torch.eye(v) if graph is None else torch.from_numpy(label_graph(graph.adjacency)).float()
+        self.register_buffer("propagation", propagation)
 
         layers, cin = [], 6
         for cout, stride in zip(cfg["cnn"], cfg["cnn_strides"]):
@@ -333,25 +411,31 @@ class MERGCN(nn.Module):
             cin = cout
         self.cnn = nn.Sequential(*layers, nn.Conv2d(cin, cfg["node_dim"], 1))
         self.node_embedding = nn.Parameter(torch.zeros(v, cfg["node_dim"]))
-        self.data_bn = nn.BatchNorm1d(v * cfg["node_dim"])
+        self.data_bn = nn.BatchNorm1d(v * cfg["node_dim"]) if reading == "stgcn" else None
         width = cfg["node_dim"]
-        self.units = nn.ModuleList()
-        if use_gcn:
+        self.units, self.au_layers = nn.ModuleList(), None
+        d = cfg["d_model"]
+        if reading == "mlgcn":  # a GCN over AU embeddings; the CNN's pooled frame features feed the Transformer
+            nn.init.normal_(self.node_embedding)  # the AU vectors the GCN starts from: learned, not word vectors
+            if use_gcn:
+                self.au_layers = nn.ModuleList([nn.Linear(cfg["node_dim"], cfg["ml_hidden"], bias=False),
+                                                nn.Linear(cfg["ml_hidden"], d, bias=False)])
+        elif use_gcn:
             if len(cfg["channels"]) != len(cfg["strides"]):
                 raise ValueError("channels and strides need one entry per graph-conv unit")
             for k, (cout, stride) in enumerate(zip(cfg["channels"], cfg["strides"])):
                 self.units.append(GraphConvUnit(width, cout, v, 3, cfg["t_kernel"], stride, cfg["dropout"],
                                                 residual=k > 0))
                 width = cout
-        d = cfg["d_model"]
-        self.project = nn.Sequential(nn.Linear(width * sum(self.levels), d), nn.ReLU(inplace=True),
+        pooled_width = width if reading == "mlgcn" else width * sum(self.levels)
+        self.project = nn.Sequential(nn.Linear(pooled_width, d), nn.ReLU(inplace=True),
                                      nn.Dropout(cfg["dropout"]))
         if use_transformer:
             self.cls = nn.Parameter(torch.zeros(1, 1, d))
             layer = nn.TransformerEncoderLayer(d, cfg["heads"], cfg["ff"], cfg["dropout"], batch_first=True)
             self.encoder = nn.TransformerEncoder(layer, cfg["layers"], enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, num_classes)
+        self.head = nn.Linear(v if reading == "mlgcn" and use_gcn else d, num_classes)
 
     def node_features(self, frames: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """frames (B, T, 6, S, S), points (B, L, 2) in grid coordinates -> (B, C, T, V) AU node
@@ -370,18 +454,38 @@ class MERGCN(nn.Module):
         nodes = self.data_bn(nodes.reshape(b, t, c, v).permute(0, 1, 3, 2).reshape(b * t, v * c))
         return nodes.reshape(b, t, v, c).permute(0, 3, 1, 2).contiguous()
 
+    def sequence(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, T', d) frame features -> (B, d): the Transformer's class token, or (without the
+        Transformer) the mean over frames."""
+        if self.use_transformer:
+            z = torch.cat([self.cls.expand(len(z), -1, -1), z], dim=1)
+            z = z + sinusoid(z.shape[1], z.shape[2]).to(z)
+            return self.encoder(z)[:, 0]
+        return z.mean(dim=1)
+
+    def au_vectors(self) -> torch.Tensor:
+        """The ML-GCN reading's H^L (V, d_model): the AU embeddings through the stacked GCN
+        layers over the fold's co-occurrence graph (LeakyReLU between layers, none after
+        the last, as ML-GCN)."""
+        h = self.node_embedding
+        for k, layer in enumerate(self.au_layers):
+            h = self.propagation @ layer(h)
+            if k < len(self.au_layers) - 1:
+                h = F.leaky_relu(h, 0.2)
+        return h
+
     def forward(self, frames: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        if self.reading == "mlgcn":
+            b, t = frames.shape[:2]
+            fmap = self.cnn(frames.reshape(b * t, *frames.shape[2:]))
+            z = self.norm(self.sequence(self.project(fmap.mean(dim=(2, 3)).reshape(b, t, -1))))
+            # H^L applied to the sequence-level feature: one score per AU, then the FC
+            return self.head(z @ self.au_vectors().t() if self.au_layers is not None else z)
         h = self.node_features(frames, points)
         for unit in self.units:
             h = unit(h, self.subsets)
         z = self.project(spatial_pyramid(h[..., self.order], self.levels))  # (B, T', d)
-        if self.use_transformer:
-            z = torch.cat([self.cls.expand(len(z), -1, -1), z], dim=1)
-            z = z + sinusoid(z.shape[1], z.shape[2]).to(z)
-            z = self.encoder(z)[:, 0]
-        else:
-            z = z.mean(dim=1)
-        return self.head(self.norm(z))
+        return self.head(self.norm(self.sequence(z)))
 
 
 @register("mer_gcn")
@@ -394,14 +498,15 @@ class FoldGraphs:
     """The per-fold argument of a MER-GCN :class:`~mer.models.spec.Spec`: each fold's AU
     graph, counted from that fold's training clips only (:func:`fold_graph`)."""
 
-    def __init__(self, clips, vocabulary: Sequence[int]):
+    def __init__(self, clips, vocabulary: Sequence[int], centre_distance: str = "euclidean"):
         self.clips, self.vocabulary = clips, tuple(int(a) for a in vocabulary)
+        self.centre_distance = centre_distance
 
     def __call__(self, fold) -> dict:
-        return {"graph": fold_graph(self.clips, fold.train_idx, self.vocabulary)}
+        return {"graph": fold_graph(self.clips, fold.train_idx, self.vocabulary, self.centre_distance)}
 
     def key(self) -> dict:
-        return {"fold_graph": list(self.vocabulary)}
+        return {"fold_graph": list(self.vocabulary), "centre_distance": self.centre_distance}
 
 
 @dataclass
@@ -415,10 +520,11 @@ class GraphSummary:
     spread: np.ndarray
     positions: np.ndarray
     subsets: np.ndarray
-    hops: np.ndarray
+    distances: np.ndarray
     largest: list[str]
     unseen: dict[int, int]
     alone: list[str]
+    centre_distance: str = "euclidean"
 
     def describe(self) -> str:
         v = self.vocabulary
@@ -428,16 +534,21 @@ class GraphSummary:
                 f"AU nodes with no co-occurring AU in any fold: {len(self.alone)} of {len(v)} "
                 f"({', '.join(self.alone) or '-'})")
 
+    @property
+    def distance_name(self) -> str:
+        return "px to the centre" if self.centre_distance == "euclidean" else "hops from the anchor"
+
     def nodes(self):
-        """Per AU node: hops from the anchor, neighbours, and its centripetal, centrifugal and
-        same-distance neighbours in the mean graph (a DataFrame, AUs as columns)."""
+        """Per AU node: its distance to the centre (px on the aligned face, or hops from the
+        anchor), neighbours, and its centripetal, centrifugal and same-distance neighbours in
+        the mean graph (a DataFrame, AUs as columns)."""
         import pandas as pd
         edges = (self.mean > 0) & ~np.eye(len(self.vocabulary), dtype=bool)
         s = self.subsets
-        return pd.DataFrame([{"AU": f"AU{a}", "hops from anchor": int(h), "neighbours": int(edges[i].sum()),
+        return pd.DataFrame([{"AU": f"AU{a}", self.distance_name: round(float(h), 2), "neighbours": int(edges[i].sum()),
                               "centripetal": int((s[1, i] > 0).sum()), "centrifugal": int((s[2, i] > 0).sum()),
                               "same distance": int((s[0, i] > 0).sum()) - 1}
-                             for i, (a, h) in enumerate(zip(self.vocabulary, self.hops))]).set_index("AU").T
+                             for i, (a, h) in enumerate(zip(self.vocabulary, self.distances))]).set_index("AU").T
 
 
 def graph_summary(graphs: Sequence[AUGraph], top: int = 5) -> GraphSummary:
@@ -447,15 +558,40 @@ def graph_summary(graphs: Sequence[AUGraph], top: int = 5) -> GraphSummary:
     adj = np.stack([g.adjacency for g in graphs])
     mean, spread = adj.mean(0), adj.max(0) - adj.min(0)
     positions = np.mean([g.positions for g in graphs], axis=0)
-    subsets, hops = partition(mean, positions)
+    centre_distance = graphs[0].centre_distance
+    subsets, distances = partition(mean, positions, centre_distance)
     off = ~np.eye(len(vocabulary), dtype=bool)
     order = np.argsort(-(spread * off), axis=None)[:top]
     largest = [f"P(AU{vocabulary[j]} | AU{vocabulary[i]}) {spread[i, j]:.2f}"
                for i, j in zip(*np.unravel_index(order, spread.shape)) if spread[i, j] > 0 and i != j]
     unseen = {a: int(sum(g.counts[k, k] == 0 for g in graphs)) for k, a in enumerate(vocabulary)}
     alone = [f"AU{a}" for k, a in enumerate(vocabulary) if not (mean[k] * off[k]).any()]
-    return GraphSummary(tuple(vocabulary), mean, spread, positions, subsets, hops, largest, unseen, alone)
+    return GraphSummary(tuple(vocabulary), mean, spread, positions, subsets, distances, largest, unseen, alone,
+                        centre_distance)
 
 
 # The paper's Table 2: each row's change to the full model.
 ABLATIONS = {"GCN": {"use_transformer": False}, "Transformer model": {"use_gcn": False}, "GCN + Transformer": {}}
+FULL = "GCN + Transformer"
+READING_NAMES = {"stgcn": "ST-GCN reading", "mlgcn": "ML-GCN reading"}
+
+
+def table2_plan(rows: Sequence[str], readings: Sequence[str], main_reading: str) -> tuple[dict, dict]:
+    """Table 2 under each of ``readings``: ``variants`` (name -> the model's changes; the
+    main reading's rows keep the paper's names, another reading's get it in brackets) and
+    ``tables`` (reading -> (title, its rows))."""
+    unknown = [r for r in [*readings, main_reading] if r not in READINGS]
+    if unknown:
+        raise ValueError(f"unknown reading(s) {unknown}; known: {list(READINGS)}")
+    variants, tables = {}, {}
+    for reading in dict.fromkeys([main_reading, *readings]):
+        names = []
+        for row in rows:
+            if row not in ABLATIONS:
+                raise ValueError(f"unknown Table 2 row {row!r}; known: {list(ABLATIONS)}")
+            name = row if reading == main_reading else f"{row} [{READING_NAMES[reading]}]"
+            variants[name] = {**ABLATIONS[row], **({} if reading == main_reading else {"reading": reading})}
+            names.append(name)
+        if reading in readings:
+            tables[reading] = (f"Table 2, {READING_NAMES[reading]}", names)
+    return {n: c for n, c in variants.items() if any(n in t[1] for t in tables.values())}, tables

@@ -15,7 +15,9 @@ nodes): items are ({"frames": (T, 6, S, S), "points": (L, 2)}, label).
   brightness/contrast jitter; the landmarks do not follow the shift, so a node sees a
   slightly displaced window, as a crop-padded patch would) and, with ``five_crop``, one
   of the paper's five crops (four corners and the centre, ``five_crop`` of the side,
-  resized back; the landmarks follow). Test items use the whole aligned face.
+  resized back; the landmarks follow). Test items use the centre crop at the same share
+  (``test_crop="centre"``), so the face is seen at the scale it was trained at, or the
+  whole aligned face (``"full"``: 1/share times smaller than in training).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from mer.preprocess.dataset import Augment, ClipDataset, ClipSet
 
 # Order of the five crops: top-left, top-right, bottom-left, bottom-right, centre.
 FIVE_CROPS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
+CENTRE_CROP = 4
 
 
 def five_crop(frames: np.ndarray, points: np.ndarray, which: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +75,7 @@ class LandmarkFrames(ClipSet):
     ``labels`` / ``subset`` interface as :class:`ClipDataset`."""
 
     def __init__(self, frames: ClipDataset, landmark_ids: Sequence[int], diff_gain: float = 10.0,
-                 augment: Augment | None = None, five_crop: float | None = None):
+                 augment: Augment | None = None, five_crop: float | None = None, test_crop: str = "centre"):
         self._keep(locals())
         if frames.recipe != "sequence" or not frames.align:
             raise ValueError("LandmarkFrames needs an aligned ClipDataset with the 'sequence' recipe (landmarks)")
@@ -85,6 +88,9 @@ class LandmarkFrames(ClipSet):
             raise ValueError(f"landmark indices must be in 0..67 (68-point scheme), got {bad}")
         if five_crop is not None and not 0 < five_crop <= 1:
             raise ValueError(f"five_crop scale must be in (0, 1], got {five_crop}")
+        if test_crop not in ("centre", "full"):
+            raise ValueError(f"test_crop must be 'centre' or 'full', got {test_crop!r}")
+        self.test_crop = test_crop
         self.clips, self.labels = frames.clips, frames.labels
         self.size, self.diff_gain, self.five_crop = frames.size, float(diff_gain), five_crop
         self.augment = augment if augment is not None else Augment(flip=False, rotate=0.0, pad=1, jitter=0.1)
@@ -97,8 +103,9 @@ class LandmarkFrames(ClipSet):
 
     def item(self, i: int, train: bool = False) -> dict[str, torch.Tensor]:
         frames, points = self.frames[i], self.points[i]
-        if train and self.five_crop is not None:
-            frames, points = five_crop(frames, points, int(torch.randint(len(FIVE_CROPS), ())), self.five_crop)
+        if self.five_crop is not None and (train or self.test_crop == "centre"):
+            which = int(torch.randint(len(FIVE_CROPS), ())) if train else CENTRE_CROP
+            frames, points = five_crop(frames, points, which, self.five_crop)
         x = torch.from_numpy(np.ascontiguousarray(frames)).float().permute(0, 3, 1, 2) / 255.0 - 0.5
         if train:
             x = self.augment(x, "image")  # one draw for every frame

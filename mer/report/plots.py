@@ -236,13 +236,14 @@ def au_cooccurrence(matrix: np.ndarray, aus, title: str = ""):
     return fig
 
 
-def au_graph(positions: np.ndarray, subsets: np.ndarray, aus, hops: np.ndarray, face: np.ndarray | None = None,
-             title: str = ""):
+def au_graph(positions: np.ndarray, subsets: np.ndarray, aus, distances: np.ndarray, face: np.ndarray | None = None,
+             title: str = "", distance_name: str = "hops from the anchor"):
     """Left: the AU nodes at their positions (the mean of their region's landmarks; bilateral
     regions average onto the midline) on ``face``. Right: the graph in a circle, nodes in
     face order from the top, an arrow j -> i for each neighbour j of root i coloured by its
     subset (centripetal blue, centrifugal orange, same distance grey) and as wide as its
-    weight; the red number is the hop distance from the anchor."""
+    weight; the red number is each node's distance to the centre, as the partition measured
+    it (``distance_name``: hops from the anchor, or px to the mean position)."""
     n = len(aus)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.2))
     if face is not None:
@@ -268,14 +269,14 @@ def au_graph(positions: np.ndarray, subsets: np.ndarray, aus, hops: np.ndarray, 
                            arrowprops=dict(arrowstyle="-|>", color=colour, lw=0.4 + 2.6 * subsets[k, i, j] / top,
                                            alpha=0.8, shrinkA=9, shrinkB=9, connectionstyle="arc3,rad=0.1"))
     right.scatter(xy[:, 0], xy[:, 1], s=320, c="white", edgecolors="k", zorder=3)
-    for (x, y), a, h in zip(xy, aus, hops):
+    for (x, y), a, h in zip(xy, aus, distances):
         right.text(x, y, f"{a}", ha="center", va="center", fontsize=7, zorder=4)
-        right.text(1.18 * x, 1.18 * y, f"{int(h)}", ha="center", va="center", fontsize=7, color="tab:red")
+        right.text(1.18 * x, 1.18 * y, f"{h:.0f}", ha="center", va="center", fontsize=7, color="tab:red")
     handles = [plt.Line2D([], [], color=c, lw=2, label=l)
                for c, l in zip(colours, ("same distance (root subset)", "centripetal", "centrifugal"))]
     right.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(-0.05, -0.08))
     right.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), xticks=[], yticks=[], aspect="equal")
-    right.set_title("edges j -> i by subset (red: hops from the anchor)", fontsize=9)
+    right.set_title(f"edges j -> i by subset (red: {distance_name})", fontsize=9)
     fig.suptitle(title or "AU graph", fontsize=10)
     fig.tight_layout()
     return fig
