@@ -93,7 +93,12 @@ def chosen(names, known, what: str = "ablation") -> list:
 
 
 def folds_label(folds) -> str:
-    return "LOSO" if str(folds) == "loso" else f"grouped {folds}-fold"
+    if str(folds) == "loso":
+        return "LOSO"
+    if str(folds).startswith("holdout"):
+        size = str(folds).partition(":")[2]
+        return f"one held-out test set ({size + ' clips' if size else 'a fifth of the clips'}, whole subjects)"
+    return f"grouped {folds}-fold"
 
 
 def start(method: str, namespace: dict) -> "Run":

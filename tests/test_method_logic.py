@@ -12,16 +12,27 @@ from mer.models import atm_gcn, cva_fpf, gam_mer, mer_gcn, tdsgcn
 def test_tdsgcn_ablation_plan_rows_around_the_main_configuration():
     main = [(8, 2), (4, 0)]
     variants, rows, grid = tdsgcn.ablation_plan(["transfer", "T6", "T7", "focal"], main, ["4+0", "8+2 and 4+0"],
-                                                {"alpha": [1.0], "gamma": [0.5, 1.0]}, (1.0, 1.0), pretrain=True)
-    assert list(variants) == ["main configuration", "from scratch", "4+0", "spatial + CE", "temporal + CE",
-                              "spatial + temporal + CE", "focal alpha 1, gamma 0.5"]
-    assert variants["4+0"] == {"graphs": [(4, 0)]} and variants["from scratch"] == {"transferred": False}
-    assert variants["temporal + CE"] == {"branches": ("temporal",), "loss": "ce"}
+                                                {"alpha": [1.0], "gamma": [0.5, 1.0]}, (1.0, 1.0), pretrain=True,
+                                                freeze=True)
+    assert variants["from scratch"] == {"transferred": False}
+    assert variants["SGCNs fine-tuned (all weights)"] == {"freeze": False}  # the other transfer mode
+    # Table VI as the paper ran it: cross-entropy, each branch alone, every architecture
+    assert rows["T6"] == ["4+0, spatial + CE", "4+0, temporal + CE", "8+2 and 4+0, spatial + CE",
+                          "8+2 and 4+0, temporal + CE"]
+    assert variants["4+0, temporal + CE"] == {"graphs": [(4, 0)], "branches": ("temporal",), "loss": "ce"}
+    # Table VII: all six of the paper's rows, the two same-(p, q) pairs included; rows shared
+    # with Table VI are one run
+    assert rows["T7"] == ["8+2 and 4+0, spatial + CE", "8+2 and 4+0, temporal + CE",
+                          "8+2 and 8+2, spatial + temporal + CE", "4+0 and 4+0, spatial + temporal + CE",
+                          "8+2 and 4+0, spatial + temporal + CE", "main configuration"]
+    assert variants["8+2 and 8+2, spatial + temporal + CE"] == {"graphs": [(8, 2), (8, 2)],
+                                                                "branches": ("spatial", "temporal"), "loss": "ce"}
     assert variants["focal alpha 1, gamma 0.5"] == {"focal_alpha": 1.0, "focal_gamma": 0.5}
-    assert rows["T6"] == ["4+0", "main configuration"]  # the main graphs are the main row, not a rerun
-    assert rows["T7"][-1] == "main configuration" and rows["focal"] == ["focal alpha 1, gamma 0.5",
-                                                                        "main configuration"]
+    assert len(variants) == 1 + 2 + 4 + 3 + 1
+    assert rows["focal"] == ["focal alpha 1, gamma 0.5", "main configuration"]
     assert grid == [("focal alpha 1, gamma 0.5", 1.0, 0.5), ("main configuration", 1.0, 1.0)]
+    assert tdsgcn.ablation_plan(["transfer"], main, [], {}, (1.0, 1.0), pretrain=True)[1]["transfer"][1] \
+        == "SGCNs frozen (head only)"
     with pytest.raises(ValueError, match="needs pretrain"):
         tdsgcn.ablation_plan(["transfer"], main, [], {}, (1.0, 1.0), pretrain=False)
     with pytest.raises(ValueError, match="unknown ablation"):

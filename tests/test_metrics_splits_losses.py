@@ -64,6 +64,27 @@ def test_grouped_kfold_and_guard():
         splits.make_folds(clips, "leave-two-out")
 
 
+def test_holdout_is_one_fixed_subject_disjoint_test_set_of_the_asked_size():
+    sizes = np.random.default_rng(0).integers(2, 15, 30)  # 30 subjects, 2-14 clips each
+    clips = _clips(np.repeat([f"s{i}" for i in range(30)], sizes).tolist())
+    fold, = splits.make_folds(clips, "holdout:44", seed=0)
+    assert not set(clips.subject[fold.train_idx]) & set(clips.subject[fold.test_idx])
+    assert sorted([*fold.train_idx, *fold.test_idx]) == list(range(len(clips)))  # every clip, once
+    assert set(clips.subject[fold.test_idx]) == set(fold.test_subjects)  # whole subjects
+    assert abs(len(fold.test_idx) - 44) <= sizes.max() and fold.name == f"holdout{len(fold.test_idx)}"
+    again, = splits.make_folds(clips, "holdout:44", seed=0)  # deterministic
+    assert np.array_equal(again.test_idx, fold.test_idx) and again.test_subjects == fold.test_subjects
+    other, = splits.make_folds(clips, "holdout:44", seed=1)
+    assert other.test_subjects != fold.test_subjects
+    default, = splits.make_folds(clips, "holdout", seed=0)  # about a fifth
+    assert abs(len(default.test_idx) - 0.2 * len(clips)) <= sizes.max()
+    for bad in ("holdout:", "holdout44", "holdout:x"):
+        with pytest.raises(ValueError, match="holdout"):
+            splits.make_folds(clips, bad)
+    with pytest.raises(ValueError, match="test clips asked for"):
+        splits.make_folds(clips, f"holdout:{len(clips)}")
+
+
 def test_focal_loss():
     logits = torch.randn(8, 5)
     target = torch.randint(0, 5, (8,))

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from mer import models
-from mer.models.pixel_graph import coarsen, grid_coordinates, pq_graph, rescaled_laplacian
+from mer.models.pixel_graph import candidate_offsets, coarsen, grid_coordinates, pq_graph, rescaled_laplacian
 from mer.models.tdsgcn import SGCN, ChebConv, _sparse
 from mer.train import engine, transfer
 from mer.train.splits import Fold, loso
@@ -47,6 +47,32 @@ def test_pq_graph_keeps_p_nearest_and_q_random_within_T():
     assert (pq_graph(side, 4, 0).neighbours >= 0).all()
     with pytest.raises(ValueError, match="candidates"):
         pq_graph(side, 8, 2, T=1.0)
+
+
+def test_the_window_reading_of_T_keeps_fig_3s_24_candidates():
+    side, p, q = 12, 8, 2
+    assert len(candidate_offsets(2 * math.sqrt(5), "radius")) == 68 and len(candidate_offsets(candidates="window")) == 24
+    g = pq_graph(side, p, q, seed=0, candidates="window")
+    z = grid_coordinates(side)
+    for i in range(side * side):
+        picked = g.neighbours[i][g.neighbours[i] >= 0]
+        assert (np.abs(z[picked] - z[i]).max(axis=1) <= 2).all()  # inside the 5 x 5 window
+    centre = 6 * side + 6
+    assert np.array_equal(np.sort(g.neighbours[centre, :p]), np.sort(pq_graph(side, p, q).neighbours[centre, :p]))
+    assert g.sigma == pytest.approx(2 * math.sqrt(2), abs=0.1)  # the window's corner, bar the border
+    with pytest.raises(ValueError, match="candidates must be"):
+        pq_graph(side, p, q, candidates="disc")
+
+
+def test_two_sgcns_with_the_same_p_q_draw_two_graphs():
+    m = models.create("tdsgcn", num_classes=3, side=12, layers=TINY, fc=8, graphs=[(8, 2), (8, 2)],
+                      branches=["spatial"])
+    a, b = m.nets["spatial"].nets
+    assert (a.graph_seed, b.graph_seed) == (0, 1)
+    assert np.array_equal(a.neighbours[:, :8].numpy(), b.neighbours[:, :8].numpy())  # the p nearest: fixed
+    assert not torch.equal(a.neighbours[:, 8:], b.neighbours[:, 8:])  # the q random ones: two draws
+    single = models.create("tdsgcn", num_classes=3, side=12, layers=TINY, fc=8, graphs=[(8, 2)], branches=["spatial"])
+    assert torch.equal(single.nets["spatial"].nets[0].neighbours, a.neighbours)  # the first SGCN keeps graph_seed
 
 
 def test_coarsening_pools_each_parent_over_exactly_its_children():
@@ -227,6 +253,20 @@ def test_transfer_pretrains_without_test_subjects_and_loads_the_sgcns(tmp_path):
     bigger = models.create("tdsgcn", num_classes=2, side=12, layers=TINY, fc=8, graphs=[(4, 0)])
     with pytest.raises(ValueError, match="pre-train with the same branches"):
         bigger.load_sgcns(rec["state"])
+
+    # the paper's transfer: the SGCNs frozen as feature extractors, only the head trains
+    frozen = transfer.transferred(build(2), pre, freeze=True)
+    assert frozen.key()["freeze"] is True and transfer.transferred(build(2), pre).key()["freeze"] is False
+    model = frozen(fold)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    micro = ToySGCNData(n_subjects=3, per_subject=6, seed=2)
+    micro.labels = micro.labels % 2
+    engine.fit(model, micro.subset(np.arange(18), train=True), cfg, 0, torch.device("cpu"), progress=False)
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before if not k.startswith("head."))  # unchanged
+    assert not torch.equal(after["head.weight"], before["head.weight"])  # the head learned
+    model.train()
+    assert not model.nets.training and model.head.training
 
 
 def test_two_stream_items_flip_both_branches_together(tmp_path):

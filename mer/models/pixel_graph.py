@@ -9,10 +9,12 @@ The p+q graph (paper section III-B, Algorithm 1), for pixel i of a side x side g
   then q more are drawn at random from the remaining candidates with a seeded generator;
 - weight a_ij = exp(-||z_i - z_j||^2 / sigma^2).
 Reading where the paper is loose (each stated so a reader can change it):
-- the paper says T = 2*sqrt(5) gives "24 potential neighbours", the 5 x 5 window; a
-  Euclidean radius of 2*sqrt(5) holds 68 pixels around an interior node. T stays a
-  Euclidean radius (the issue's and METHODS.md's definition), so at T = 2*sqrt(5) the
-  stochastic edges reach up to 4.5 px; ``T=2*sqrt(2)`` gives the 5 x 5 window.
+- the paper says T = 2*sqrt(5) gives "24 potential neighbours", and its Fig. 3 draws them
+  as the 5 x 5 window; a Euclidean radius of 2*sqrt(5) holds 68 pixels around an
+  interior node. Both readings are here (``candidates``): ``"radius"`` (default; the
+  stated T, METHODS.md's definition) keeps every pixel within T, so the stochastic edges
+  reach up to 4.5 px; ``"window"`` keeps the 5 x 5 window of Fig. 3 (24 candidates, the q
+  random edges within 2.8 px) whatever T.
 - sigma, "the average distance between each vertex and the vertex that is the farthest
   from it", is read as the mean over nodes of the distance to the farthest *candidate*
   (within T), as Defferrard's grid graphs use the farthest kept neighbour; the distance
@@ -37,6 +39,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 PAPER_T = 2 * math.sqrt(5)
+CANDIDATES = ("radius", "window")
+WINDOW_HALF = 2  # Fig. 3's 5 x 5 window
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,20 @@ def grid_coordinates(side: int) -> np.ndarray:
     return np.stack([r, c], axis=1).astype(np.float64)
 
 
-def pq_graph(side: int, p: int, q: int, T: float = PAPER_T, seed: int = 0) -> PQGraph:
+def candidate_offsets(T: float = PAPER_T, candidates: str = "radius") -> np.ndarray:
+    """(M, 2) (row, col) offsets of an interior pixel's candidates: within the Euclidean
+    radius ``T`` (68 at 2*sqrt(5)), or the 5 x 5 window of the paper's Fig. 3 (24)."""
+    if candidates == "window":
+        reach = WINDOW_HALF
+        return np.array([(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1) if dr or dc])
+    if candidates != "radius":
+        raise ValueError(f"candidates must be one of {CANDIDATES}, got {candidates!r}")
+    reach = int(math.floor(T))
+    return np.array([(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
+                     if (dr or dc) and dr * dr + dc * dc <= T * T + 1e-9])
+
+
+def pq_graph(side: int, p: int, q: int, T: float = PAPER_T, seed: int = 0, candidates: str = "radius") -> PQGraph:
     """The stochastic p+q graph over a side x side pixel grid (see the module docstring).
     Nodes near the border have fewer candidates: they keep as many as exist."""
     if side < 2 or p < 0 or q < 0 or p + q == 0:
@@ -65,11 +82,10 @@ def pq_graph(side: int, p: int, q: int, T: float = PAPER_T, seed: int = 0) -> PQ
     z = grid_coordinates(side)
     n = len(z)
     rng = np.random.default_rng([seed, side, p, q])
-    reach = int(math.floor(T))
-    offsets = np.array([(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
-                        if (dr or dc) and dr * dr + dc * dc <= T * T + 1e-9])
+    offsets = candidate_offsets(T, candidates)
     if len(offsets) < p + q:
-        raise ValueError(f"T = {T:.3f} leaves {len(offsets)} candidates per interior node; p + q = {p + q} is more")
+        where = f"T = {T:.3f}" if candidates == "radius" else "the 5 x 5 window"
+        raise ValueError(f"{where} leaves {len(offsets)} candidates per interior node; p + q = {p + q} is more")
     dist_off = np.hypot(offsets[:, 0], offsets[:, 1])
     neighbours = np.full((n, p + q), -1, dtype=np.int64)
     farthest = np.zeros(n)

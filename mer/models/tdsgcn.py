@@ -8,26 +8,52 @@ Model (paper section III; graphs in :mod:`mer.models.pixel_graph`):
   of each level (T_0 = x, T_1 = L x, T_k = 2 L T_{k-1} - T_{k-2}), K terms T_0..T_{K-1} as
   torch-geometric's ChebConv (a test checks they agree); the graph is the same for every
   sample, so one sparse product serves the whole batch.
-- DSGCN: two SGCNs with different graphs (p1+q1, p2+q2), features concatenated (Eq. 4).
+- DSGCN: two SGCNs with different graphs (p1+q1, p2+q2), features concatenated (Eq. 4);
+  the k-th SGCN draws its graph with seed ``graph_seed + k``, so "8+2 and 8+2" (Table VII)
+  is two draws.
 - TDSGCN: a spatial DSGCN on the face image and a temporal DSGCN on the optical flow
   image, features concatenated (Eq. 5), one FC to the classes. Loss: focal (engine).
 - Transfer: the whole network is pre-trained on macro-expression clips (its own class
-  head), then its SGCNs initialise the micro model (:meth:`TDSGCN.load_sgcns`) and all of
-  it is fine-tuned with a fresh head (:mod:`mer.train.transfer`).
+  head), then its SGCNs initialise the micro model (:meth:`TDSGCN.load_sgcns`) with a
+  fresh head (:mod:`mer.train.transfer`). As the paper describes it ("the trained models
+  extract the features of micro-expression samples"; "we train a fully connected layer by
+  the fused features"), the SGCNs then stay fixed and only the head trains
+  (``freeze_sgcns``, on in the paper profiles); fine-tuning every weight is the option.
+- Table VI as the paper ran it (cross-entropy, each branch trained and scored alone) and
+  all six rows of Table VII: :func:`ablation_plan`; the paper's columns: :func:`table_vi`.
+  Fig. 8 (the flow's mean and variance over clips): :func:`flow_statistics`.
 
 Assumptions (not stated in the paper; each is a parameter):
 - assumption: the spatial branch sees one frame, the apex (grey, centred to [-0.5, 0.5]);
   the paper selects frames "by optical flow" without saying how many or which.
 - assumption: the temporal branch sees one flow image, onset -> apex (u, v and optical
-  strain as three node channels, computed at ``flow_size`` and area-resized to the graph).
-- assumption: the graph's random draw is seeded by ``graph_seed`` (0) and stored in the
-  state dict (``neighbours``): loading weights trained on another draw is refused.
-- assumption: the focal loss is the multi-class form with one scalar alpha (the paper's
-  Eq. 6-7 write the binary form). A scalar alpha only scales the loss, which Adam's
-  updates ignore (up to epsilon and weight decay): the alpha axis of the paper's grid
-  has no effect here, and the notebook says so.
+  strain as three node channels, computed at ``flow_size`` and area-resized to the graph,
+  u and v times ``flow_gain``).
+- assumption: the graph is ``side`` x ``side`` pixels (32 in the paper profiles; the paper
+  gives no size).
+- assumption: T = 2*sqrt(5) read as a Euclidean radius (68 candidates; ``candidates=
+  "radius"``); the 5 x 5 window of the paper's Fig. 3 (24 candidates) is ``"window"``.
+  sigma is the mean distance to the farthest *candidate* (:mod:`mer.models.pixel_graph`).
+- assumption: the graph's random draw is seeded by ``graph_seed`` (0; the k-th SGCN of a
+  dual net ``graph_seed + k``) and stored in the state dict (``neighbours``): loading
+  weights trained on another draw is refused.
+- assumption: dropout 0.5 after the FC 512 of each SGCN (Table I names the FC and a
+  dropout, not its rate); frozen SGCNs run in eval mode, so without it.
+- assumption: the focal loss is the multi-class form with one scalar alpha (Eq. 6-7 write
+  a plain alpha, and the paper's grid holds alpha = 1.5 and 2, which rules out a binary
+  alpha / 1 - alpha). A scalar alpha only scales the loss, which Adam's updates ignore
+  (up to epsilon and weight decay): the alpha axis of the paper's grid has no effect
+  here, and the notebook says so.
 - assumption: the whole network (both branches, both SGCNs) is pre-trained on the macro
-  clips with its own class head; the paper pre-trains "the SGCNs" in a source network.
+  clips with its own class head and the fold's loss (cross-entropy for the Table VI and
+  VII rows that use it); the paper pre-trains "the SGCNs" in a source network.
+- assumption: pre-training holds out a fifth of the macro subjects (``val_subjects``) to
+  report its accuracy on unseen faces and to early-stop on; "decay 1e-6" (a Keras
+  time-based lr decay) is left out; early stopping "when the loss stops improving" waits
+  ``patience`` (10) epochs on held-out *training* subjects, never the test subject.
+- assumption: the paper's split (one held-out test set of about 44 MMEW or 32 SAMM clips,
+  read off its accuracies) is ``folds="holdout:N"`` (:func:`mer.train.splits.holdout`:
+  whole subjects, seeded); this study's main run is LOSO.
 
 How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
 in params/tdsgcn/NOTES.md.
@@ -98,13 +124,14 @@ class ChebConv(nn.Module):
 
 
 @lru_cache(maxsize=32)
-def graph_structure(side: int, p: int, q: int, T: float, graph_seed: int, levels: tuple[int, ...]) -> dict:
+def graph_structure(side: int, p: int, q: int, T: float, graph_seed: int, levels: tuple[int, ...],
+                    candidates: str = "radius") -> dict:
     """Everything an SGCN keeps of its graph, computed once per (side, p, q, T, seed, levels)
     and shared by every model built with them (an ablation grid builds dozens): the p+q
     neighbours, the level-0 gather (the pixel feeding each tree position; fake positions
     read a zero node), the rescaled Laplacians of the coarsened graphs used by a layer, the
     real-node masks and the number of output nodes. Callers copy the arrays."""
-    graph = pq_graph(side, p, q, T, graph_seed)
+    graph = pq_graph(side, p, q, T, graph_seed, candidates)
     coarse = coarsen(graph.adjacency, levels[-1], seed=graph_seed)
     n = side * side
     gather = coarse.perms[0].copy()
@@ -120,15 +147,15 @@ class SGCN(nn.Module):
 
     def __init__(self, side: int = 32, p: int = 8, q: int = 2, in_chans: int = 1,
                  layers: Sequence[tuple[int, int, int]] = TABLE_I, fc: int = 512, dropout: float = 0.5,
-                 T: float = PAPER_T, graph_seed: int = 0):
+                 T: float = PAPER_T, graph_seed: int = 0, candidates: str = "radius"):
         super().__init__()
-        self.side, self.p, self.q = side, p, q
+        self.side, self.p, self.q, self.graph_seed = side, p, q, graph_seed
         self.pools = [2 ** s for _, _, s in layers]
         levels = [0]
         for _, _, s in layers:
             levels.append(levels[-1] + s)
         self.levels = levels
-        graph = graph_structure(side, p, q, float(T), graph_seed, tuple(levels))
+        graph = graph_structure(side, p, q, float(T), graph_seed, tuple(levels), candidates)
         self.register_buffer("neighbours", torch.from_numpy(graph["neighbours"].copy()))
         self.register_buffer("gather", torch.from_numpy(graph["gather"].copy()), persistent=False)
         for lvl, lap in graph["laplacians"].items():
@@ -187,13 +214,15 @@ class SGCN(nn.Module):
 
 
 class DSGCN(nn.Module):
-    """Dual SGCN (Eq. 4): each graph's features, concatenated."""
+    """Dual SGCN (Eq. 4): each graph's features, concatenated. The k-th SGCN draws its graph
+    (its q random neighbours and its coarsening) with seed ``graph_seed + k``, so two SGCNs
+    with the same (p, q) ("8+2 and 8+2", Table VII) are two draws, not one graph twice."""
 
-    def __init__(self, graphs: Sequence[tuple[int, int]], **kw):
+    def __init__(self, graphs: Sequence[tuple[int, int]], graph_seed: int = 0, **kw):
         super().__init__()
         if not graphs:
             raise ValueError("a DSGCN needs at least one (p, q) graph")
-        self.nets = nn.ModuleList([SGCN(p=p, q=q, **kw) for p, q in graphs])
+        self.nets = nn.ModuleList([SGCN(p=p, q=q, graph_seed=graph_seed + k, **kw) for k, (p, q) in enumerate(graphs)])
         self.out_dim = sum(n.out_dim for n in self.nets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,17 +239,33 @@ class TDSGCN(nn.Module):
     def __init__(self, num_classes: int, side: int = 32, graphs: Sequence[tuple[int, int]] = ((8, 2), (4, 0)),
                  branches: Sequence[str] = BRANCHES, spatial_chans: int = 1, temporal_chans: int = 3,
                  layers: Sequence[tuple[int, int, int]] = TABLE_I, fc: int = 512, dropout: float = 0.5,
-                 T: float = PAPER_T, graph_seed: int = 0):
+                 T: float = PAPER_T, graph_seed: int = 0, candidates: str = "radius"):
         super().__init__()
         unknown = set(branches) - set(BRANCHES)
         if unknown or not branches:
             raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {list(branches)}")
         self.branches = tuple(b for b in BRANCHES if b in branches)
         chans = {"spatial": spatial_chans, "temporal": temporal_chans}
-        kw = dict(side=side, layers=layers, fc=fc, dropout=dropout, T=T, graph_seed=graph_seed)
+        kw = dict(side=side, layers=layers, fc=fc, dropout=dropout, T=T, graph_seed=graph_seed, candidates=candidates)
         self.nets = nn.ModuleDict({b: DSGCN([tuple(g) for g in graphs], in_chans=chans[b], **kw)
                                    for b in self.branches})
         self.head = nn.Linear(sum(n.out_dim for n in self.nets.values()), num_classes)
+        self.frozen = False
+
+    def freeze_sgcns(self) -> "TDSGCN":
+        """The paper's transfer: the SGCNs extract features (their weights fixed, in eval mode,
+        so their dropout is off) and only the class head trains."""
+        self.frozen = True
+        for p in self.nets.parameters():
+            p.requires_grad_(False)
+        self.nets.eval()
+        return self
+
+    def train(self, mode: bool = True) -> "TDSGCN":
+        super().train(mode)
+        if self.frozen:
+            self.nets.eval()
+        return self
 
     def forward(self, spatial: torch.Tensor | None = None, temporal: torch.Tensor | None = None) -> torch.Tensor:
         inputs = {"spatial": spatial, "temporal": temporal}
@@ -266,14 +311,16 @@ def parse_graphs(name: str) -> list[tuple[int, int]]:
         raise ValueError(f"graph architecture {name!r}: write p+q, or two joined by ' and ' (e.g. '8+2 and 4+0')")
 
 
-def graph_rows(side: int, graphs, T: float, graph_seed: int, config: str) -> list[tuple[int, int, object, dict]]:
-    """Per (p, q) graph of the main model: the graph (:func:`pq_graph`) and a row with its
-    sigma, edges per node and the real (and padded) node counts of its coarsening levels."""
+def graph_rows(side: int, graphs, T: float, graph_seed: int, config: str,
+               candidates: str = "radius") -> list[tuple[int, int, object, dict]]:
+    """Per (p, q) graph of the main model (the k-th drawn with seed ``graph_seed + k``, as
+    :class:`DSGCN`): the graph (:func:`pq_graph`) and a row with its sigma, edges per node
+    and the real (and padded) node counts of its coarsening levels."""
     levels = sum(s for _, _, s in CONFIGS[config]["layers"])
     out = []
-    for p, q in graphs:
-        g = pq_graph(side, p, q, T, graph_seed)
-        coarse = coarsen(g.adjacency, levels, seed=graph_seed)
+    for k, (p, q) in enumerate(graphs):
+        g = pq_graph(side, p, q, T, graph_seed + k, candidates)
+        coarse = coarsen(g.adjacency, levels, seed=graph_seed + k)
         out.append((p, q, g, {"graph": f"{p}+{q}", "sigma": round(g.sigma, 3),
                               "edges per node": g.adjacency.nnz / side ** 2,
                               "real nodes per level": " ".join(map(str, coarse.n_real)),
@@ -282,18 +329,35 @@ def graph_rows(side: int, graphs, T: float, graph_seed: int, config: str) -> lis
 
 
 MAIN = "main configuration"
-ABLATION_TABLES = {"transfer": "Transfer: macro pre-training vs from scratch", "T6": "Table VI: graph architectures",
-                   "T7": "Table VII: branches and loss", "focal": "Focal loss alpha x gamma"}
+ABLATION_TABLES = {"transfer": "Transfer: macro pre-training vs from scratch, frozen vs fine-tuned SGCNs",
+                   "T6": "Table VI: graph architectures, each branch alone, cross-entropy",
+                   "T7": "Table VII: branches, graphs and loss", "focal": "Focal loss alpha x gamma"}
+
+
+def graphs_name(graphs) -> str:
+    """[(8, 2), (4, 0)] -> "8+2 and 4+0" (the paper's names)."""
+    return " and ".join(f"{p}+{q}" for p, q in graphs)
+
+
+def branch_row(graphs, branches, loss: str) -> str:
+    """A variant's name: its graphs, branches and loss, as the paper's tables name them."""
+    return f"{graphs_name(graphs)}, {' + '.join(branches)} + {'CE' if loss == 'ce' else 'FL'}"
 
 
 def ablation_plan(tables, main_graphs, architectures, focal_grid: dict, focal: tuple[float, float],
-                  pretrain: bool) -> tuple[dict, dict, list]:
+                  pretrain: bool, freeze: bool = False) -> tuple[dict, dict, list]:
     """The rows of the paper's ablation ``tables`` (keys of :data:`ABLATION_TABLES`) around
-    the main configuration (graphs ``main_graphs``, focal ``(alpha, gamma)``, pre-trained
-    when ``pretrain``). Returns ``variants`` (name -> its changes: ``graphs``, ``branches``,
-    ``transferred``, or training settings ``loss``, ``focal_alpha``, ``focal_gamma``;
-    :data:`MAIN` -> {}), ``rows`` (table -> its row names, :data:`MAIN` where a row is the
-    main configuration) and the focal grid's ``[(name, alpha, gamma)]``."""
+    the main configuration (graphs ``main_graphs``, both branches, focal ``(alpha, gamma)``,
+    pre-trained when ``pretrain``, its SGCNs frozen when ``freeze``). Returns ``variants``
+    (name -> its changes: ``graphs``, ``branches``, ``transferred``, ``freeze``, or training
+    settings ``loss``, ``focal_alpha``, ``focal_gamma``; :data:`MAIN` -> {}), ``rows``
+    (table -> its row names, :data:`MAIN` where a row is the main configuration) and the
+    focal grid's ``[(name, alpha, gamma)]``.
+
+    Table VI as the paper ran it: every architecture with cross-entropy, the spatial and
+    the temporal branch each trained and scored alone. Table VII: spatial + CE, temporal +
+    CE, both + CE on each of the main graphs doubled ("8+2 and 8+2", "4+0 and 4+0": two
+    draws of the same (p, q)) and on the main graphs, then the main configuration (FL)."""
     unknown = set(tables) - set(ABLATION_TABLES)
     if unknown:
         raise ValueError(f"unknown ablation(s) {sorted(unknown)}; known: {list(ABLATION_TABLES)}")
@@ -301,21 +365,25 @@ def ablation_plan(tables, main_graphs, architectures, focal_grid: dict, focal: t
         raise ValueError("the transfer ablation needs pretrain = True")
     main_graphs = [tuple(g) for g in main_graphs]
     variants, rows, grid = {MAIN: {}}, {t: [] for t in tables}, []
+
+    def add(graphs, branches, loss):
+        name = branch_row(graphs, branches, loss)
+        variants[name] = {"graphs": list(graphs), "branches": tuple(branches), "loss": loss}
+        return name
+
     if "transfer" in tables:
+        other = "SGCNs fine-tuned (all weights)" if freeze else "SGCNs frozen (head only)"
         variants["from scratch"] = {"transferred": False}
-        rows["transfer"] = ["from scratch"]
+        variants[other] = {"freeze": not freeze}
+        rows["transfer"] = ["from scratch", other]
     if "T6" in tables:
         for name in architectures:
             g = parse_graphs(name)
-            if g != main_graphs:
-                variants[name] = {"graphs": g}
-            rows["T6"].append(name if g != main_graphs else MAIN)
+            rows["T6"] += [add(g, ("spatial",), "ce"), add(g, ("temporal",), "ce")]
     if "T7" in tables:
-        for name, branches in [("spatial + CE", ("spatial",)), ("temporal + CE", ("temporal",)),
-                               ("spatial + temporal + CE", BRANCHES)]:
-            variants[name] = {"branches": branches, "loss": "ce"}
-            rows["T7"].append(name)
-        rows["T7"].append(MAIN)
+        doubled = [[g, g] for g in dict.fromkeys(main_graphs)]
+        rows["T7"] = [add(main_graphs, ("spatial",), "ce"), add(main_graphs, ("temporal",), "ce"),
+                      *[add(d, BRANCHES, "ce") for d in doubled], add(main_graphs, BRANCHES, "ce"), MAIN]
     if "focal" in tables:
         for a in focal_grid["alpha"]:
             for gm in focal_grid["gamma"]:
@@ -325,3 +393,39 @@ def ablation_plan(tables, main_graphs, architectures, focal_grid: dict, focal: t
                 grid.append((name, a, gm))
         rows["focal"] = [r[0] for r in grid]
     return variants, rows, grid
+
+
+def table_vi(architectures, results: dict, pretraining: dict) -> "pd.DataFrame":
+    """The paper's Table VI from this run: per architecture, the pre-training accuracy on
+    held-out macro subjects (``pretraining``: name -> accuracy, or absent), then for the
+    spatial and the temporal branch alone (cross-entropy) the fine-tuning accuracy (the
+    last epoch's training accuracy, mean over folds) and the test accuracy and UF1 pooled
+    over folds (``results``: variant name -> its cross-validation result)."""
+    import pandas as pd
+    rows = []
+    for name in architectures:
+        g = parse_graphs(name)
+        row = {"architecture": graphs_name(g), "pre-training (held-out macro acc)": pretraining.get(graphs_name(g))}
+        for branch in BRANCHES:
+            r = results.get(branch_row(g, (branch,), "ce"))
+            if r is None:
+                continue
+            last = r.curves.sort_values("epoch").groupby("fold").tail(1)
+            row[f"{branch}: fine-tuning acc"] = float(last["train_acc"].mean())
+            row[f"{branch}: test acc"] = r.metrics["acc"]
+            row[f"{branch}: test UF1"] = r.metrics["uf1"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flow_statistics(temporal: np.ndarray) -> dict:
+    """The paper's Fig. 8 for one set of clips: ``temporal`` (N, C, S, S) graph inputs (u, v
+    first). Returns the per-pixel mean and variance over clips of the flow magnitude
+    (S, S each), and ``spread``, the variance averaged over the face: how much the flow
+    varies from clip to clip."""
+    temporal = np.asarray(temporal, dtype=np.float64)
+    if temporal.ndim != 4 or temporal.shape[1] < 2 or len(temporal) < 2:
+        raise ValueError(f"expected (N >= 2, C >= 2, S, S) flow inputs, got {temporal.shape}")
+    mag = np.hypot(temporal[:, 0], temporal[:, 1])
+    var = mag.var(axis=0)
+    return {"mean": mag.mean(axis=0), "var": var, "spread": float(var.mean()), "clips": len(temporal)}

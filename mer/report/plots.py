@@ -214,6 +214,22 @@ def pixel_graph(neighbours: np.ndarray, side: int, p: int, nodes, title: str = "
     return fig
 
 
+def flow_mean_variance(stats: dict, title: str = ""):
+    """The paper's Fig. 8: per set of clips (``stats``: name -> :func:`~mer.models.tdsgcn.flow_statistics`),
+    the mean and the variance over clips of the optical-flow magnitude at each pixel."""
+    fig, axes = plt.subplots(len(stats), 2, figsize=(6.4, 3.0 * len(stats)), squeeze=False)
+    for (name, st), (left, right) in zip(stats.items(), axes):
+        for ax, key, what in ((left, "mean", "mean"), (right, "var", "variance")):
+            im = ax.imshow(st[key], cmap="magma")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.set(xticks=[], yticks=[])
+            ax.set_title(f"{name}: {what} over {st['clips']} clips" + (f"\n(mean variance {st['spread']:.3g})"
+                                                                      if key == "var" else ""), fontsize=8)
+    fig.suptitle(title or "Optical-flow magnitude over clips", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def grid_heatmap(table: pd.DataFrame, rows: str, cols: str, value: str = "uf1", title: str = ""):
     """A value over a two-parameter grid (e.g. focal alpha x gamma)."""
     pivot = table.pivot(index=rows, columns=cols, values=value)

@@ -1,4 +1,6 @@
-"""Subject-wise folds: leave-one-subject-out (default) and grouped k-fold.
+"""Subject-wise folds: leave-one-subject-out (default), grouped k-fold, and one fixed
+held-out test set (``holdout``: the protocol some papers scored, e.g. p3 after the MMEW
+survey; never this study's headline).
 
 Every fold asserts that its training and test subjects are disjoint; a fold that broke
 that would leak identity into the score.
@@ -60,15 +62,50 @@ def grouped_kfold(clips: pd.DataFrame, k: int, seed: int = 0) -> list[Fold]:
     return folds
 
 
+HOLDOUT_SHARE = 0.2  # "holdout" without a size: about a fifth of the clips
+
+
+def holdout(clips: pd.DataFrame, test_clips: int | None = None, seed: int = 0) -> list[Fold]:
+    """One fold: a fixed, seeded, subject-disjoint test set of about ``test_clips`` clips
+    (default a fifth of them). Subjects are shuffled by ``seed`` and taken whole, in that
+    order, while the total gets nearer ``test_clips``; at least one subject stays for
+    training. The same clips, size and seed give the same split."""
+    subjects = clips["subject"].astype(str).to_numpy()
+    unique = sorted(set(subjects))
+    if len(unique) < 2:
+        raise ValueError(f"a held-out test set needs at least 2 subjects, got {len(unique)}")
+    target = int(round(HOLDOUT_SHARE * len(subjects))) if test_clips is None else int(test_clips)
+    if not 1 <= target < len(subjects):
+        raise ValueError(f"holdout: {target} test clips asked for, the table has {len(subjects)}")
+    order = [unique[i] for i in np.random.default_rng([seed, 7]).permutation(len(unique))]
+    counts = pd.Series(subjects).value_counts()
+    chosen, total = [], 0
+    for s in order[:-1]:
+        if chosen and abs(total + counts[s] - target) >= abs(total - target):
+            break
+        chosen.append(s)
+        total += counts[s]
+    mask = np.isin(subjects, chosen)
+    fold = Fold(f"holdout{total}", np.flatnonzero(~mask), np.flatnonzero(mask), tuple(sorted(chosen)))
+    check_disjoint(subjects, fold)
+    return [fold]
+
+
 def make_folds(clips: pd.DataFrame, folds: str | int = "loso", seed: int = 0) -> list[Fold]:
-    """``"loso"`` or an int k (grouped k-fold)."""
+    """``"loso"``, an int k (grouped k-fold), or ``"holdout"`` / ``"holdout:N"`` (one fixed
+    test set of about N clips, :func:`holdout`)."""
     if folds == "loso":
         return loso(clips)
+    if isinstance(folds, str) and folds.startswith("holdout"):
+        size = folds[len("holdout"):]
+        if size and not (size.startswith(":") and size[1:].isdigit()):
+            raise ValueError(f"folds {folds!r}: write holdout or holdout:N (N test clips)")
+        return holdout(clips, int(size[1:]) if size else None, seed)
     if isinstance(folds, str) and folds.isdigit():
         folds = int(folds)
     if isinstance(folds, int):
         return grouped_kfold(clips, folds, seed)
-    raise ValueError(f"folds must be 'loso' or an integer k, got {folds!r}")
+    raise ValueError(f"folds must be 'loso', an integer k or 'holdout[:N]', got {folds!r}")
 
 
 def guard_pretraining(pretrain_clips: pd.DataFrame, test_subjects) -> None:

@@ -99,12 +99,17 @@ class Pretrainer:
                 "clips": int(len(keep))}
 
 
-def transferred(model_fn: Callable[[], nn.Module], pretrainer: Pretrainer) -> PerFold:
+def transferred(model_fn: Callable[[], nn.Module], pretrainer: Pretrainer, freeze: bool = False) -> PerFold:
     """A per-fold factory: ``model_fn()`` with its SGCNs loaded from a pre-training on the
-    macro clips of every subject except the fold's test subjects (``load_sgcns``)."""
+    macro clips of every subject except the fold's test subjects (``load_sgcns``); with
+    ``freeze`` the loaded SGCNs only extract features (``freeze_sgcns``: fixed weights, eval
+    mode) and the class head alone is trained, as the paper describes its transfer;
+    without, every weight is fine-tuned."""
     def build(fold: Fold | None) -> nn.Module:
         model = model_fn()
         if fold is not None:
             model.load_sgcns(pretrainer(fold.test_subjects)["state"])
+            if freeze:
+                model.freeze_sgcns()
         return model
-    return PerFold(build, {**model_fn.key(), "pretraining": pretrainer.key()})
+    return PerFold(build, {**model_fn.key(), "pretraining": pretrainer.key(), "freeze": bool(freeze)})
