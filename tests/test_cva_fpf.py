@@ -5,7 +5,9 @@ import torch
 
 from mer import models
 from mer.data.aus import AU_VECTOR_PAPER, au_vectors
-from mer.models.cva_fpf import CVAFPF
+import torch.nn.functional as F
+
+from mer.models.cva_fpf import CONFIGS, CVAFPF
 from tests.training import tiny_batch_losses
 
 
@@ -80,6 +82,36 @@ def test_apex_only_fpf_ignores_the_onset_frame_and_dual_sums_both():
         dual = models.create("cva_fpf", size=64).eval()
         f = lambda img: dual.fpf_proj(dual.fpf(img))
         assert torch.allclose(dual.position(x[:, 0], x[:, 1]), f(x[:, 0]) + f(x[:, 1]), atol=1e-5)
+
+
+def test_the_position_map_is_added_as_eq_4_says_or_through_the_zero_started_gate():
+    torch.manual_seed(0)
+    x, _ = _pair(2)
+    plain = models.create("cva_fpf", size=64, fpf_sum="plain").eval()
+    assert plain.fpf_scale is None  # no parameter between F_M and F_POS
+    with torch.no_grad():
+        motion, _ = plain.main((x[:, 1] - x[:, 0]) * plain.diff_gain)
+        pos = F.adaptive_avg_pool2d(plain.position(x[:, 0], x[:, 1]), motion.shape[-2:])
+        assert torch.allclose(plain.features(x)[0], motion + pos, atol=1e-6)  # F_M + F_POS, as printed
+        assert not torch.allclose(pos, torch.zeros_like(pos))
+    gated = models.create("cva_fpf", size=64).eval()  # the quick config: learned scale from 0
+    assert gated.fpf_scale is not None and not gated.fpf_scale.any()
+    with torch.no_grad():
+        motion, _ = gated.main((x[:, 1] - x[:, 0]) * gated.diff_gain)
+        assert torch.equal(gated.features(x)[0], motion)  # the gate starts shut
+    assert CONFIGS["paper"]["fpf_sum"] == "plain" and CONFIGS["quick"]["fpf_sum"] == "gated"
+    with pytest.raises(ValueError, match="fpf_sum"):
+        models.create("cva_fpf", size=64, fpf_sum="learned")
+
+
+def test_eq_3_literal_relu_reading_is_unbounded_where_h_swish_saturates():
+    from mer.models.blocks import ACTIVATIONS
+    x = torch.tensor([-4.0, -1.0, 0.0, 2.0, 5.0])
+    assert torch.allclose(ACTIVATIONS["hswish"]()(x), x * torch.clamp(x + 3, 0, 6) / 6)
+    assert torch.allclose(ACTIVATIONS["relu"]()(x), x * torch.relu(x + 3) / 6)
+    assert ACTIVATIONS["relu"]()(x)[-1] > ACTIVATIONS["hswish"]()(x)[-1]  # 5 * 8 / 6 vs 5
+    m = models.create("cva_fpf", size=64, attention_act="relu")
+    assert isinstance(m.main.blocks[0].attention.branches["h"][2], ACTIVATIONS["relu"])
 
 
 def test_au_vector_reads_position_i_as_au_i_and_reports_the_rest():

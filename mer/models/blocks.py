@@ -47,7 +47,8 @@ class CoordinateAttention(nn.Module):
     """p5's continuous vertical attention (CVA), and its horizontal / both-direction variants.
 
     vertical: average over width -> (B, C, H, 1); 1x1 conv to max(8, C/32) channels, BN,
-    hard-swish x * ReLU6(x + 3) / 6, 1x1 conv back to C, sigmoid -> a_h (B, C, H, 1), which
+    hard-swish x * ReLU6(x + 3) / 6 (``act="hswish"``; assumption: Eq. 3 prints ReLU, not
+    ReLU6, and ``act="relu"`` is that literal reading), 1x1 conv back to C, sigmoid -> a_h (B, C, H, 1), which
     re-weights every column of the features. horizontal: the same over height -> (B, C, 1, W).
     both: a_h * a_w (assumption: two independent branches; coordinate attention proper shares
     the first conv between them). Chained (``chained=True``, the paper's "continuous"): the map
@@ -56,15 +57,17 @@ class CoordinateAttention(nn.Module):
     """
 
     def __init__(self, channels: int, prev_channels: int | None = None, direction: str = "vertical",
-                 chained: bool = True):
+                 chained: bool = True, act: str = "hswish"):
         super().__init__()
         if direction not in ("vertical", "horizontal", "both"):
             raise ValueError(f"direction must be vertical, horizontal or both, not {direction!r}")
+        if act not in ACTIVATIONS:
+            raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, not {act!r}")
         self.direction, self.chained = direction, chained
         mip = max(8, channels // 32)
         axes = {"vertical": ("h",), "horizontal": ("w",), "both": ("h", "w")}[direction]
         self.branches = nn.ModuleDict({ax: nn.Sequential(nn.Conv2d(channels, mip, 1, bias=False), nn.BatchNorm2d(mip),
-                                                         nn.Hardswish(), nn.Conv2d(mip, channels, 1))
+                                                         ACTIVATIONS[act](), nn.Conv2d(mip, channels, 1))
                                        for ax in axes})
         self.prev_proj = (nn.Conv2d(prev_channels, channels, 1) if chained and prev_channels is not None else None)
 
@@ -77,6 +80,18 @@ class CoordinateAttention(nn.Module):
         if self.prev_proj is not None and prev is not None:
             a = a * self.prev_proj(shrink_to(prev, a))
         return a
+
+
+class LiteralReLUSwish(nn.Module):
+    """p5's Eq. 3 as printed: x * ReLU(x + 3) / 6 (unbounded above, unlike h-swish's ReLU6)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * F.relu(x + 3) / 6
+
+
+# The attention's activation: hard-swish x * ReLU6(x + 3) / 6 (coordinate attention's, and
+# almost certainly what Eq. 3 means), or Eq. 3's literal ReLU.
+ACTIVATIONS = {"hswish": nn.Hardswish, "relu": LiteralReLUSwish}
 
 
 class CABlock(nn.Module):

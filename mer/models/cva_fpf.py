@@ -20,6 +20,11 @@ Assumptions (not stated in the paper; each is a parameter):
   100k flattened features where 21 inputs would be lost; the MLP after it is
   FC(hidden + 21 -> mlp) -> ReLU -> dropout -> FC(classes). The paper says only
   "flattened and then concatenated with the AU information ... an MLP".
+- assumption: the head's sizes: first FC to ``hidden`` 256, MLP width ``mlp`` 128, dropout
+  0.5 after the first FC and inside the MLP (the paper gives none of them).
+- assumption: the AU vector's 21 AUs are AU1..AU21 (:data:`mer.data.aus.AU_VECTOR_PAPER`,
+  read off the footnote "01001 = AU2, AU5"); AUs outside it (CASME II's AU24, AU25, AU26)
+  are counted and listed by the notebook, and ``au_vocabulary`` takes another list.
 - assumption: the difference image is (apex - onset) * ``diff_gain`` on frames scaled to
   [-0.5, 0.5] (micro-motion changes pixels by a few grey levels), as the baseline's.
 - assumption: Table 2's single-component rows are this model with the other parts off
@@ -29,18 +34,30 @@ Assumptions (not stated in the paper; each is a parameter):
   rows differ in one part only); the skeleton's own ResNet-18 (global pool + FC) is
   00_baseline, compared beside it. Where the FPF map and the main map differ in size
   (ResNet-18 ends at 1/32, the FPF at 1/16) the FPF map is average-pooled to the main
-  map's size; where channel counts differ a 1x1 conv brings the FPF to the main's.
+  map's size; where channel counts differ a 1x1 conv brings the FPF to the main's. The
+  other reading of the table (CVA attention inserted into ResNet-18) is not built.
 - assumption: the ViT FPF (Table 5) is timm's VisionTransformer with patch 16 (so its
   token grid is the same 1/16 grid), width = the main stream's channels, depth = the
   Swin's total depth (10) and the Swin's last head count; the class token is dropped and
   the tokens are reshaped to a (C, S/16, S/16) map.
-- assumption: FPF stochastic depth 0.1 (timm's Swin default); no dropout elsewhere in
-  the streams; head dropout ``dropout``.
-- assumption: F_POS enters the sum through a learned per-channel scale initialised to 0
-  (``fpf_scale``), so training starts from the motion stream alone. The paper adds the
-  maps as they are; here the Swin's layer-normed map (std about 2 for the onset + apex
-  sum) swamped the difference stream (std about 0.07) and the quick model collapsed to the
-  majority class (LOSO UF1 0.12); with the zero start the same run learns.
+- assumption: the FPF's Swin shares its weights between the onset and the apex frame
+  (METHODS.md; the paper is silent), window 7, stochastic depth 0.1 (timm's Swin
+  default); no dropout elsewhere in the streams; head dropout ``dropout``.
+- assumption: the attention's activation is hard-swish, x * ReLU6(x + 3) / 6
+  (``attention_act="hswish"``, coordinate attention's); Eq. 3 prints ReLU, which is
+  ``"relu"``.
+- Eq. 4's sum F_M + F_POS: plain in the paper config (``fpf_sum="plain"``, as the paper
+  writes it). assumption (quick config only, ``fpf_sum="gated"``): F_POS enters through a
+  learned per-channel scale initialised to 0, so training starts from the motion stream
+  alone. On SynthME the Swin's layer-normed map (std about 2 for the onset + apex sum)
+  swamped the difference stream (std about 0.07) and the quick model with the plain sum
+  collapsed to the majority class (LOSO UF1 0.12); with the zero start the same run
+  learns. The scale is weight-decayed with the rest.
+- assumption: the augmentation draws one flip, rotation (uniform in +-3 degrees; the
+  paper: "0-3") and crop for onset and apex together; the crop pads by replicating the
+  border (torchvision pads with zeros).
+- assumption: cross-entropy (the paper names no loss); the exponential decay rate 0.95
+  per epoch over the first 50 epochs (the paper gives the span, not the rate).
 
 How the quick profile's settings were chosen (tuning probes on SynthME, synthetic numbers) is
 in params/cva_fpf/NOTES.md.
@@ -62,19 +79,21 @@ from mer.models import register
 from mer.models.blocks import CABackbone, CoordinateAttention
 from mer.models.resnet import load_local_weights
 
+FPF_SUMS = ("plain", "gated")
+
 CONFIGS: dict[str, dict] = {
     # the paper's sizes at 224 px: CA backbone 180 -> (128, 128, 256, 512), 112 -> 14;
     # Swin embed 128 -> 256 -> 512 at 56 -> 28 -> 14; ResNet-18 at full width.
     "paper": dict(stem=180, channels=(128, 128, 256, 512), strides=(1, 2, 2, 2), embed=128, depths=(2, 2, 6),
                   heads=(4, 8, 16), window=7, resnet_channels=(64, 128, 256, 512), resnet_stem=64, hidden=256,
-                  mlp=128, dropout=0.5, drop_path=0.1, fpf_scale=0.0),
+                  mlp=128, dropout=0.5, drop_path=0.1, fpf_sum="plain", attention_act="hswish"),
     # CPU-sized for SynthME at 64 px: the same topology at an eighth of the width
     # (CA 16 -> (16, 16, 32, 64) ending 4x4; Swin embed 16 -> 32 -> 64, window 4, and
     # depths (2, 2, 2), which keeps the quick notebook within its 4 minutes; ResNet-18
     # with channels (16, 32, 64, 64)).
     "quick": dict(stem=16, channels=(16, 16, 32, 64), strides=(1, 2, 2, 2), embed=16, depths=(2, 2, 2),
                   heads=(1, 2, 4), window=4, resnet_channels=(16, 32, 64, 64), resnet_stem=16, hidden=64, mlp=32,
-                  dropout=0.2, drop_path=0.1, fpf_scale=0.0),
+                  dropout=0.2, drop_path=0.1, fpf_sum="gated", attention_act="hswish"),
 }
 
 
@@ -179,7 +198,7 @@ class CVAFPF(nn.Module):
             raise ValueError("pretrained_path holds ResNet-18 weights: it needs main='resnet' (the CVA stream trains "
                              "from scratch; FPF weights go in fpf_pretrained_path)")
         if main == "cva":
-            attention = partial(CoordinateAttention, direction=direction, chained=chained)
+            attention = partial(CoordinateAttention, direction=direction, chained=chained, act=c["attention_act"])
             self.main = CABackbone(in_chans, c["stem"], c["channels"], c["strides"], attention)
         else:
             self.main = ResNetTrunk(in_chans, c["resnet_channels"], c["resnet_stem"], pretrained_path)
@@ -192,7 +211,10 @@ class CVAFPF(nn.Module):
             if fpf_pretrained_path:
                 load_local_weights(self.fpf.net, fpf_pretrained_path)
             self.fpf_proj = nn.Identity() if self.fpf.out_channels == cm else nn.Conv2d(self.fpf.out_channels, cm, 1)
-            self.fpf_scale = nn.Parameter(torch.full((1, cm, 1, 1), float(c["fpf_scale"])))
+            if c["fpf_sum"] not in FPF_SUMS:
+                raise ValueError(f"fpf_sum must be one of {FPF_SUMS}, not {c['fpf_sum']!r}")
+            # Eq. 4's plain sum, or a learned per-channel scale on F_POS started at 0 (quick)
+            self.fpf_scale = nn.Parameter(torch.zeros(1, cm, 1, 1)) if c["fpf_sum"] == "gated" else None
         self.fc1 = nn.Linear(cm * grid * grid, c["hidden"])
         self.head = nn.Sequential(nn.Linear(c["hidden"] + (n_aus if use_au else 0), c["mlp"]), nn.ReLU(inplace=True),
                                   nn.Dropout(c["dropout"]), nn.Linear(c["mlp"], num_classes))
@@ -217,7 +239,7 @@ class CVAFPF(nn.Module):
             pos = self.position(onset, apex)
             if pos.shape[-2:] != fmap.shape[-2:]:
                 pos = F.adaptive_avg_pool2d(pos, fmap.shape[-2:])
-            fmap = fmap + self.fpf_scale * pos
+            fmap = fmap + (pos if self.fpf_scale is None else self.fpf_scale * pos)
         return fmap, maps
 
     def forward(self, frames: torch.Tensor, aus: torch.Tensor | None = None) -> torch.Tensor:
