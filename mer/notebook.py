@@ -312,10 +312,12 @@ class Run:
         return table
 
     def reported(self, main) -> pd.DataFrame:
-        """The papers' reported numbers for this method beside this run's (labelled)."""
+        """The papers' reported numbers for this method beside this run's (labelled), each
+        with its protocol (classes), split and aggregation."""
         from IPython.display import display
         table = reported.compare(self.method, self.dataset, self.table.protocol, main.metrics,
-                                 results.subject_scores(main, self.table.classes))
+                                 results.subject_scores(main, self.table.classes),
+                                 folds_label(self.params.get("folds", "loso")))
         display(table.round(4))
         return table
 

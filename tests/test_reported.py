@@ -11,7 +11,7 @@ from mer.report.reported import COLUMNS, compare, load_reported, reported
 NA = None
 # The table that was the REPORTED literal in mer/report/reported.py, before it became data:
 # rows per method, and spot checks (dataset, source, protocol, acc, uf1, uar) in file order.
-EXPECTED_COUNTS = {"atm_gcn": 11, "baseline": 2, "cva_fpf": 24, "gam_mm_mer": 37, "mer_gcn": 6, "tdsgcn": 8}
+EXPECTED_COUNTS = {"atm_gcn": 11, "baseline": 2, "cva_fpf": 24, "gam_mm_mer": 37, "mer_gcn": 6, "tdsgcn": 52}
 SPOT = {
     "baseline": {0: ("casme2", "p5 (CVA+FPF) Table 2, Baseline(ResNet)", "casme2-5", 0.8112, 0.7582, NA),
                  1: ("samm", "p5 (CVA+FPF) Table 2, Baseline(ResNet)", "samm-5", 0.7353, 0.6345, NA)},
@@ -40,7 +40,7 @@ def _same(value, expected) -> bool:
 def test_loaded_table_equals_the_former_literal():
     table = load_reported()
     assert list(table.columns) == COLUMNS
-    assert len(table) == 88
+    assert len(table) == 132
     assert table["method"].value_counts().to_dict() == EXPECTED_COUNTS
     for method, spots in SPOT.items():
         rows = reported(method)
@@ -68,6 +68,12 @@ def test_compare_labels_reported_rows_and_this_run():
     assert len(compare("mer_gcn", "synth", "synth-5", {"acc": 0.5, "uf1": 0.4, "uar": 0.3},
                        {"acc": 0.6, "uf1": 0.45, "uar": 0.35})) == 7
     assert out.iloc[2]["dataset"] == "MEGC 2019 composite" and pd.isna(out.iloc[2]["acc"])
+    # each reported number's split beside this run's: p3 scored one held-out test set
+    p3 = compare("tdsgcn", "mmew", "mmew-5", {"acc": 0.5, "uf1": 0.4, "uar": 0.3}, split="one held-out test set")
+    assert all("held-out test set" in s for s in p3["split"][:-1]) and p3.iloc[-1]["split"] == "one held-out test set"
+    assert out.iloc[-1]["split"] == "LOSO" and set(out["split"][:-1]) == {"LOSO"}
+    rows7 = reported("tdsgcn")["source"]
+    assert rows7.str.contains("Table VII").sum() == 10 and rows7.str.contains("Table VI,").sum() == 40
 
 
 HEADER = "# a comment\ndataset,protocol,source,acc,uf1,uar\n"

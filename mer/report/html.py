@@ -143,7 +143,8 @@ def build_report(root: Path | None = None, smoke: bool = False) -> Path:
         parts.append(f"<tr class='rep'><td class='l'>{rep['method']}</td>"
                      f"<td class='l'>{html.escape(DATASET_NAMES.get(rep['dataset'], rep['dataset']))}</td>"
                      f"<td class='l'>reported: {html.escape(rep['source'])}"
-                     f"{' (' + AGGREGATIONS[rep['aggregation']] + ')' if rep['aggregation'] else ''}</td>"
+                     f"{' (' + AGGREGATIONS[rep['aggregation']] + ')' if rep['aggregation'] else ''}"
+                     f"{'; split: ' + html.escape(rep['split']) if rep['split'] else ''}</td>"
                      f"<td>{_fmt(rep['acc'])}</td><td>{_fmt(rep['uf1'])}</td><td>{_fmt(rep['uar'])}</td></tr>")
     parts.append("</table>")
     for r in ok:

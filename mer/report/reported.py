@@ -14,7 +14,7 @@ import pandas as pd
 
 from mer.paths import project_root
 
-COLUMNS = ["method", "dataset", "source", "protocol", "acc", "uf1", "uar", "aggregation"]
+COLUMNS = ["method", "dataset", "source", "protocol", "acc", "uf1", "uar", "aggregation", "split"]
 FILE_COLUMNS = ["dataset", "protocol", "source", "acc", "uf1", "uar"]
 # optional column: how the paper aggregates LOSO results (empty: the paper does not say)
 AGGREGATIONS = {"pooled": "pooled over subjects", "subject mean": "mean over subjects"}
@@ -29,7 +29,8 @@ def load_reported(root: str | os.PathLike | None = None) -> pd.DataFrame:
     lines (units, which table, the paper's quirks) and metrics as fractions in [0, 1]; an
     empty cell is a metric the paper does not report (NaN here). An optional column
     ``aggregation`` says how the paper combines LOSO folds (a key of :data:`AGGREGATIONS`;
-    empty: not stated). A malformed file raises
+    empty: not stated), and an optional column ``split`` the paper's evaluation split in
+    words (LOSO, a fixed held-out test set, ...; empty: not stated). A malformed file raises
     ``ValueError`` naming the file, the line and the problem."""
     root = Path(root) if root is not None else project_root() / "params"
     frames = [_read_reported(path) for path in sorted(root.glob("*/reported.csv"))]
@@ -63,6 +64,7 @@ def _read_reported(path: Path) -> pd.DataFrame:
                 raise ValueError(f"{where}: empty {col}")
             row[col] = raw[col]
         row["aggregation"] = raw.get("aggregation", "")
+        row["split"] = raw.get("split", "")
         if row["aggregation"] and row["aggregation"] not in AGGREGATIONS:
             raise ValueError(f"{where}: aggregation {row['aggregation']!r} is not one of {sorted(AGGREGATIONS)} "
                              "(or empty: not stated)")
@@ -94,20 +96,22 @@ def reported(method: str) -> pd.DataFrame:
     return table[table["method"] == method].reset_index(drop=True)
 
 
-def compare(method: str, dataset: str, protocol: str, metrics: dict, subject_mean: dict | None = None) -> pd.DataFrame:
-    """One table: each reported number (labelled, with its dataset and how the paper
-    aggregates folds) and this run's pooled number; when a paper averages over subjects
-    and ``subject_mean`` (:func:`mer.train.metrics.subject_mean` of this run) is given, this
-    run's mean over subjects too."""
+def compare(method: str, dataset: str, protocol: str, metrics: dict, subject_mean: dict | None = None,
+            split: str = "LOSO") -> pd.DataFrame:
+    """One table: each reported number (labelled, with its dataset, protocol (classes),
+    the paper's split and how it aggregates folds) and this run's pooled number (``split``:
+    this run's folds in words); when a paper averages over subjects and ``subject_mean``
+    (:func:`mer.train.metrics.subject_mean` of this run) is given, this run's mean over
+    subjects too."""
     table = reported(method)
     rows = [{"kind": "reported", "dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]),
-             "protocol": r["protocol"], "source": r["source"],
+             "protocol": r["protocol"], "source": r["source"], "split": r["split"] or "not stated",
              "aggregation": AGGREGATIONS.get(r["aggregation"], "not stated"),
              "acc": r["acc"], "uf1": r["uf1"], "uar": r["uar"]}
             for r in table.to_dict("records")]
     label = "this run (synthetic)" if dataset == "synth" else "this run"
     ours = {"kind": label, "dataset": DATASET_NAMES.get(dataset, dataset), "protocol": protocol,
-            "source": "this study, LOSO"}
+            "source": "this study", "split": split}
     rows.append({**ours, "aggregation": AGGREGATIONS["pooled"] + " (MEGC; this study's headline)",
                  **{k: metrics[k] for k in METRICS}})
     if subject_mean is not None and (table["aggregation"] == "subject mean").any():
