@@ -84,7 +84,7 @@ def test_apex_only_fpf_ignores_the_onset_frame_and_dual_sums_both():
         assert torch.allclose(dual.position(x[:, 0], x[:, 1]), f(x[:, 0]) + f(x[:, 1]), atol=1e-5)
 
 
-def test_the_position_map_is_added_as_eq_4_says_or_through_the_zero_started_gate():
+def test_the_position_map_is_added_as_a_plain_sum_or_through_the_zero_started_gate():
     torch.manual_seed(0)
     x, _ = _pair(2)
     plain = models.create("cva_fpf", size=64, fpf_sum="plain").eval()

@@ -116,3 +116,15 @@ def test_au_coverage_lists_what_the_vocabulary_leaves_out():
     assert cover.per_au.loc["clips"].tolist() == [1, 1, 1] and cover.empty == 2 and cover.clips == 4
     assert cover.outside.values.tolist() == [[45, 2]]
     assert "AU45 (2)" in cover.describe() and "2 of 4" in cover.describe()
+
+
+def test_tdsgcn_flow_statistics_are_fig_8s_mean_and_variance_over_clips():
+    flows = np.zeros((3, 3, 4, 4))
+    flows[:, 0, 1, 2] = [3.0, 0.0, 0.0]  # one pixel moves in one clip only
+    flows[:, 1, 0, 0] = [4.0, 4.0, 4.0]  # another moves the same way in every clip
+    st = tdsgcn.flow_statistics(flows)
+    assert st["mean"][1, 2] == pytest.approx(1.0) and st["var"][1, 2] == pytest.approx(2.0)
+    assert st["mean"][0, 0] == pytest.approx(4.0) and st["var"][0, 0] == 0.0
+    assert st["spread"] == pytest.approx(2.0 / 16) and st["clips"] == 3
+    with pytest.raises(ValueError, match="flow inputs"):
+        tdsgcn.flow_statistics(flows[:1])

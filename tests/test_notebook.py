@@ -123,21 +123,25 @@ def test_tdsgcn_notebook_through_papermill(tmp_path):
     run_dir = tmp_path / "outputs" / "synth" / "tdsgcn"
     params = {"dataset": "synth", "data_root": str(data_root), "macro_root": str(macro_root), "side": 12,
               "flow_size": 32, "pretrain_epochs": 1, "epochs": 1, "batch_size": 8,
-              "ablations": ["transfer", "T6", "T7", "focal"], "architectures": ["4+0", "8+2 and 4+0"],
-              "focal_grid": {"alpha": [1.0], "gamma": [0.5, 1.0]}, "ablation_folds": 2, "workers": 1,
+              "ablations": ["transfer", "T6", "T7", "focal"], "architectures": ["4+0"], "freeze_sgcns": True,
+              "focal_grid": {"alpha": [1.0], "gamma": [1.0]}, "ablation_folds": 2, "workers": 1,
               "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
     executed = run_dir / "03_tdsgcn.ipynb"
     execute(project_root() / "notebooks" / "03_tdsgcn.ipynb", executed, params, progress=False)
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["method"] == "tdsgcn" and m["n_clips"] == 12 and m["params"]["side"] == 12
     assert [a["variant"] for a in m["ablations"]] == [
-        "main configuration", "from scratch", "4+0", "spatial + CE", "temporal + CE", "spatial + temporal + CE",
-        "focal alpha 1, gamma 0.5"]
-    assert len(list((run_dir / "pretrain").glob("pretrain_*.pt"))) == 2  # the main graphs and 4+0
-    check_rendered(run_dir, executed, ("graph_8_2", "graph_4_0", "inputs", "pretraining", "curves", "confusion",
-                                       "per_class", "focal_grid", "ablations"),
+        "main configuration", "from scratch", "SGCNs fine-tuned (all weights)", "4+0, spatial + CE",
+        "4+0, temporal + CE", "8+2 and 4+0, spatial + CE", "8+2 and 4+0, temporal + CE",
+        "8+2 and 8+2, spatial + temporal + CE", "4+0 and 4+0, spatial + temporal + CE",
+        "8+2 and 4+0, spatial + temporal + CE"]
+    # pre-trainings: the main graphs with focal loss; with cross-entropy 4+0, the main graphs and both doubles
+    assert len(list((run_dir / "pretrain").glob("pretrain_*.pt"))) == 5
+    check_rendered(run_dir, executed, ("graph_8_2", "graph_4_0", "inputs", "flow_mean_variance", "pretraining",
+                                       "curves", "confusion", "per_class", "focal_grid", "ablations"),
                    ("macro subjects that are also micro subjects: none", "held-out macro subjects",
-                    "Table VI: graph architectures", "p3 Table II", "No finished baseline"))
+                    "Table VI, with the paper's columns", "spatial: fine-tuning acc", "Table VII: branches, graphs",
+                    "8+2 and 8+2", "p3 Table II", "one fixed held-out test set", "No finished baseline"))
 
 
 def test_atm_gcn_notebook_through_papermill(tmp_path):

@@ -20,14 +20,21 @@ Loss: L1(output, target) + lambda * (L1(texture(C), texture(A)) + L1(shape(C), s
 
 Assumptions (not stated in the paper; each is a parameter):
 - assumption: "combination" of shallow and deep features is their sum; texture and shape
-  branches as in Oh et al.; one RSTB in the encoder and one as the MMTB (``rstb``).
+  branches as in Oh et al.; ``rstb`` RSTBs in the deep encoder and as many as the MMTB
+  (one each in ``quick``, two in ``paper``).
 - assumption: widths and depths (the paper gives none): ``quick`` 24 channels, RSTBs of
   2 layers, 2 heads, window 8; ``paper`` 64 channels, RSTBs of 6 layers, 4 heads,
   window 8 (SwinIR-like).
 - assumption: the training data. The paper trains on Oh et al.'s set (COCO backgrounds, VOC
   objects), which is not available here; procedural scenes (:mod:`mer.magnify.pairs`) and
-  SynthME faces moved by known fields (:mod:`mer.magnify.face_pairs`), half each in the
-  quick config, replace it.
+  SynthME faces moved by known fields (:mod:`mer.magnify.face_pairs`), half each, replace
+  it.
+- assumption: the training budget (the paper gives Adam lr 1e-5 and batch 4 only): the
+  paper config trains 100 000 steps at a constant lr on 20 000 procedural pairs (96 px)
+  and 20 000 face pairs (96 px crops of 200 identities) (:data:`mer.magnify.training.PAPER`).
+- assumption: the consistency weight lambda (``reg``) of Oh et al.'s loss is 0.1 in the
+  paper config (Oh et al.'s value; p2 gives none) and 0 in the quick config (the probes in
+  params/gam_mm_mer/NOTES.md).
 - assumption: Eq. 3 acts on the shape codes (Oh et al.'s split), not on F(MIX) as a whole;
   the texture of frame B is kept.
 - assumption: ``manipulator="official"`` in the quick config (the ``paper`` config uses Eq. 3

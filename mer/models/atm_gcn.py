@@ -31,7 +31,14 @@ Assumptions (not stated in the paper; each is a parameter):
   notebook spreads T frames over onset..offset with the apex among them (quick and the
   default); ``"rate"`` takes the frames nearest each 1/30 s (the paper's 30 Hz; apex among
   them) and pads shorter clips to T, with the padding nodes masked out of the graph, the
-  attention and the pooling. paper_small uses T = 10 (a CASME II/SAMM clip at 30 Hz).
+  attention and the pooling. The paper profiles take up to T = 16 frames at 30 Hz (shorter
+  clips padded, longer ones thinned evenly); paper_small's own default is T = 10.
+- assumption: the motion encoder is MMNet's CA backbone, its first two blocks in
+  paper_small (stem 180, channels 128, 128, strides 1, 2) and all four in paper_large
+  (128, 128, 256, 512), hidden width 256; its map is global-average-pooled to m_i
+  (``grid`` 1; the quick config keeps a 4 x 4 grid).
+- assumption: Eq. 5's "every node" includes the global node itself, so it keeps a self
+  loop weighted lambda_global.
 - assumption: the temporal positional encoding is a sinusoidal code of the frame index
   mapped by a linear layer (zero-initialised) to one bias per input channel, added to the
   difference image; differences are multiplied by ``diff_gain`` first (micro-motion
@@ -54,7 +61,7 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: "w/o motion" feeds the frames f_i themselves (not differences) to the
   encoder; "w/o GCN" mean-pools the motion features before the classifier.
 - assumption (training, notebook parameters): the exponential decay's rate
-  ``exp_gamma`` = 0.95 per epoch, weight decay 0.01, focal gamma 2; "random cropping and
+  ``exp_gamma`` = 0.95 per epoch, weight decay 0.01, focal gamma 2 and alpha 1; "random cropping and
   colour jitter" as a 16 px pad-and-crop and a brightness/contrast jitter of 0.2
   (``aug_pad``, ``aug_jitter``), applied to CAS(ME)^3 as well.
 

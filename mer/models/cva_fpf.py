@@ -43,10 +43,13 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: the FPF's Swin shares its weights between the onset and the apex frame
   (METHODS.md; the paper is silent), window 7, stochastic depth 0.1 (timm's Swin
   default); no dropout elsewhere in the streams; head dropout ``dropout``.
+- assumption: the "both directions" row of Table 3 multiplies two independent vertical
+  and horizontal branches (coordinate attention proper shares their first conv).
 - assumption: the attention's activation is hard-swish, x * ReLU6(x + 3) / 6
   (``attention_act="hswish"``, coordinate attention's); Eq. 3 prints ReLU, which is
   ``"relu"``.
-- Eq. 4's sum F_M + F_POS: plain in the paper config (``fpf_sum="plain"``, as the paper
+- section 3's sum F_M + F_POS ("after adding F_POS and F_M together"; no equation number):
+  plain in the paper config (``fpf_sum="plain"``, as the paper
   writes it). assumption (quick config only, ``fpf_sum="gated"``): F_POS enters through a
   learned per-channel scale initialised to 0, so training starts from the motion stream
   alone. On SynthME the Swin's layer-normed map (std about 2 for the onset + apex sum)
@@ -213,7 +216,7 @@ class CVAFPF(nn.Module):
             self.fpf_proj = nn.Identity() if self.fpf.out_channels == cm else nn.Conv2d(self.fpf.out_channels, cm, 1)
             if c["fpf_sum"] not in FPF_SUMS:
                 raise ValueError(f"fpf_sum must be one of {FPF_SUMS}, not {c['fpf_sum']!r}")
-            # Eq. 4's plain sum, or a learned per-channel scale on F_POS started at 0 (quick)
+            # section 3's plain sum, or a learned per-channel scale on F_POS started at 0 (quick)
             self.fpf_scale = nn.Parameter(torch.zeros(1, cm, 1, 1)) if c["fpf_sum"] == "gated" else None
         self.fc1 = nn.Linear(cm * grid * grid, c["hidden"])
         self.head = nn.Sequential(nn.Linear(c["hidden"] + (n_aus if use_au else 0), c["mlp"]), nn.ReLU(inplace=True),

@@ -31,7 +31,8 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption (node inputs, :class:`mer.preprocess.magnified_regions.MagnifiedRegions`):
   the paper magnifies with alpha in {8, 10, 12, 15} "to augment the dataset and mitigate
   the category imbalance": each training clip is magnified at one drawn factor per copy,
-  and a class with n clips gets round(n_max / n) copies per epoch, at most one per factor
+  and a class with n clips gets round(n_max / n) copies per epoch, at most as many copies
+  as training factors, each copy drawing its factor independently
   (``balance``); alpha 5 at test.
 - assumption: "colour" augmentation is one gain per RGB channel in 1 +- ``aug_colour``
   (0.1), brightness and contrast a shift and gain in +- ``aug_jitter`` (0.1), the same draw

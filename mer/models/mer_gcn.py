@@ -48,8 +48,7 @@ each, side by side):
 - ``"mlgcn"``: the ML-GCN / MER-GCN (Lo et al. 2020) design the same section also
   describes ("stacked GCNs ... obtain H^L; the learned AU information is applied to the
   sequence-level features"): learned AU embeddings go through two GCN layers over the
-  fold's co-occurrence graph (P(j | i) with self loops, rows normalised; LeakyReLU 0.2
-  between the layers, as ML-GCN) to H^L, one d_model vector per AU; the frames go
+  fold's co-occurrence graph (LeakyReLU 0.2 between the layers, as ML-GCN) to H^L, one d_model vector per AU; the frames go
   through the same CNN, globally average-pooled, projected and through the Transformer
   encoder to one sequence feature f; the class scores are an FC over the per-AU products
   H^L f. Its Table 2 rows: "GCN" without the Transformer (f the mean over frames),
@@ -84,6 +83,8 @@ Assumptions (not stated in the paper; each is a parameter or a table here):
   insertion ... relative position", no form given).
 - simplification: the paper's encoder-decoder, whose decoder emits class scores, is the
   encoder with a classification head.
+- assumption: the ML-GCN reading propagates over P(j | i) with self loops, rows
+  normalised, not ML-GCN's thresholded and re-weighted correlation matrix.
 - assumption: the ML-GCN reading's AU embeddings are learned (ML-GCN starts from word
   vectors, which MER has no counterpart for), its hidden width ``ml_hidden`` (1024 in the
   paper config, as ML-GCN's first layer; 64 in quick).
