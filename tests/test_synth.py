@@ -29,6 +29,23 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert sum(da[k] != dc.get(k) for k in da if k.endswith(".jpg")) > len(da) // 2
 
 
+def test_workers_are_never_forked_from_the_caller(tmp_path, monkeypatch):
+    # A kernel that has run torch holds thread and OpenMP locks; a forked worker inherits
+    # them locked and hangs (seen: `mer study` stuck generating the macro set in a notebook).
+    import torch
+    from mer.data import synth
+    torch.ones(64, 64) @ torch.ones(64, 64)  # the caller has run torch
+    contexts = []
+    real = synth.ProcessPoolExecutor
+
+    def recording(*args, **kw):
+        contexts.append(kw.get("mp_context"))
+        return real(*args, **kw)
+    monkeypatch.setattr(synth, "ProcessPoolExecutor", recording)
+    generate(tmp_path / "s", SynthConfig(seed=3, **{**TINY, "workers": 2}), progress=False)
+    assert contexts and all(c is not None and c.get_start_method() != "fork" for c in contexts)
+
+
 def test_layout_sheet_and_meta(tmp_path):
     root = generate(tmp_path / "s", SynthConfig(seed=1, **TINY), progress=False)
     sheet = pd.read_excel(root / "CASME2-coding-synth.xlsx")

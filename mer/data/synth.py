@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
@@ -459,7 +460,9 @@ def generate(out: str | os.PathLike, cfg: SynthConfig | None = None, progress: b
             results[job[0]] = _render_subject(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # workers start from a fresh server process, never forked: a notebook kernel that has
+        # run torch already (threads, OpenMP locks) deadlocks in forked children
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
             for job, rows in zip(jobs, pool.map(_render_subject, jobs)):
                 results[job[0]] = rows
                 bar.update()
