@@ -83,6 +83,9 @@ def test_holdout_is_one_fixed_subject_disjoint_test_set_of_the_asked_size():
             splits.make_folds(clips, bad)
     with pytest.raises(ValueError, match="test clips asked for"):
         splits.make_folds(clips, f"holdout:{len(clips)}")
+    from mer.notebook import folds_label  # what the notebooks' tables call it
+    assert folds_label("holdout:44") == "one held-out test set (44 clips, whole subjects)"
+    assert folds_label("loso") == "LOSO" and folds_label(3) == "grouped 3-fold"
 
 
 def test_focal_loss():
