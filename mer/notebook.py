@@ -97,7 +97,8 @@ def folds_label(folds) -> str:
         return "LOSO"
     if str(folds).startswith("holdout"):
         size = str(folds).partition(":")[2]
-        return f"one held-out test set ({size + ' clips' if size else 'a fifth of the clips'}, whole subjects)"
+        size = size.partition(":")[0]
+        return f"one held-out test set ({'about ' + size + ' clips' if size else 'about a fifth of the clips'}, whole subjects)"
     return f"grouped {folds}-fold"
 
 

@@ -193,7 +193,7 @@ def test_the_ml_gcn_reading_applies_the_au_graph_to_the_sequence_feature():
     graph = au_graph([[1, 2], [1, 2, 4], [12]], landmarks, vocabulary)
     torch.manual_seed(0)
     m = models.create("mer_gcn", num_classes=3, graph=graph, reading="mlgcn").eval()
-    assert m.units is not None and len(m.units) == 0 and len(m.au_layers) == 2 and m.data_bn is None
+    assert len(m.units) == 0 and len(m.au_layers) == 2 and m.data_bn is None
     # H^L: one d_model vector per AU, propagated over P(j | i) with self loops, rows summing to 1
     assert tuple(m.au_vectors().shape) == (4, 64)
     expected = graph.adjacency.copy()

@@ -89,6 +89,22 @@ def test_atm_adaptation_starts_as_the_identity():
     assert set(atm_gcn.ABLATIONS) == {"w/o GCN", "w/o motion", "w/o ATM", "full"}
 
 
+def test_mer_gcn_table_2_under_each_reading():
+    variants, tables = mer_gcn.table2_plan(["GCN", "GCN + Transformer"], ["stgcn", "mlgcn"], "stgcn")
+    assert variants == {"GCN": {"use_transformer": False}, "GCN + Transformer": {},
+                        "GCN [ML-GCN reading]": {"use_transformer": False, "reading": "mlgcn"},
+                        "GCN + Transformer [ML-GCN reading]": {"reading": "mlgcn"}}
+    assert tables == {"stgcn": ("Table 2, ST-GCN reading", ["GCN", "GCN + Transformer"]),
+                      "mlgcn": ("Table 2, ML-GCN reading", ["GCN [ML-GCN reading]",
+                                                            "GCN + Transformer [ML-GCN reading]"])}
+    only_ml, tables = mer_gcn.table2_plan(["GCN"], ["mlgcn"], "mlgcn")  # the main reading keeps the plain names
+    assert only_ml == {"GCN": {"use_transformer": False}} and list(tables) == ["mlgcn"]
+    with pytest.raises(ValueError, match="unknown reading"):
+        mer_gcn.table2_plan(["GCN"], ["gat"], "stgcn")
+    with pytest.raises(ValueError, match="unknown Table 2 row"):
+        mer_gcn.table2_plan(["GAT"], ["stgcn"], "stgcn")
+
+
 def test_mer_gcn_graph_summary_of_fold_graphs():
     vocabulary = (1, 2, 4)
     landmarks = np.tile(np.stack([np.linspace(0, 60, 68), np.linspace(0, 60, 68)], 1), (3, 1, 1))

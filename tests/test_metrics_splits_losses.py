@@ -72,19 +72,19 @@ def test_holdout_is_one_fixed_subject_disjoint_test_set_of_the_asked_size():
     assert sorted([*fold.train_idx, *fold.test_idx]) == list(range(len(clips)))  # every clip, once
     assert set(clips.subject[fold.test_idx]) == set(fold.test_subjects)  # whole subjects
     assert abs(len(fold.test_idx) - 44) <= sizes.max() and fold.name == f"holdout{len(fold.test_idx)}"
-    again, = splits.make_folds(clips, "holdout:44", seed=0)  # deterministic
+    again, = splits.make_folds(clips, "holdout:44", seed=5)  # deterministic; the training seed does not move it
     assert np.array_equal(again.test_idx, fold.test_idx) and again.test_subjects == fold.test_subjects
-    other, = splits.make_folds(clips, "holdout:44", seed=1)
+    other, = splits.make_folds(clips, "holdout:44:1")  # another split seed, another test set
     assert other.test_subjects != fold.test_subjects
     default, = splits.make_folds(clips, "holdout", seed=0)  # about a fifth
     assert abs(len(default.test_idx) - 0.2 * len(clips)) <= sizes.max()
-    for bad in ("holdout:", "holdout44", "holdout:x"):
+    for bad in ("holdout:", "holdout44", "holdout:x", "holdout:44:1:2"):
         with pytest.raises(ValueError, match="holdout"):
             splits.make_folds(clips, bad)
     with pytest.raises(ValueError, match="test clips asked for"):
         splits.make_folds(clips, f"holdout:{len(clips)}")
     from mer.notebook import folds_label  # what the notebooks' tables call it
-    assert folds_label("holdout:44") == "one held-out test set (44 clips, whole subjects)"
+    assert folds_label("holdout:44:1") == "one held-out test set (about 44 clips, whole subjects)"
     assert folds_label("loso") == "LOSO" and folds_label(3) == "grouped 3-fold"
 
 

@@ -137,11 +137,11 @@ def test_tdsgcn_notebook_through_papermill(tmp_path):
         "8+2 and 4+0, spatial + temporal + CE"]
     # pre-trainings: the main graphs with focal loss; with cross-entropy 4+0, the main graphs and both doubles
     assert len(list((run_dir / "pretrain").glob("pretrain_*.pt"))) == 5
-    check_rendered(run_dir, executed, ("graph_8_2", "graph_4_0", "inputs", "flow_mean_variance", "pretraining",
+    check_rendered(run_dir, executed, ("graph_0_8_2", "graph_1_4_0", "inputs", "flow_mean_variance", "pretraining",
                                        "curves", "confusion", "per_class", "focal_grid", "ablations"),
                    ("macro subjects that are also micro subjects: none", "held-out macro subjects",
                     "Table VI, with the paper's columns", "spatial: fine-tuning acc", "Table VII: branches, graphs",
-                    "8+2 and 8+2", "p3 Table II", "one fixed held-out test set", "No finished baseline"))
+                    "p3 Table II", "(about 44 MMEW /", "No finished baseline"))
 
 
 def test_atm_gcn_notebook_through_papermill(tmp_path):

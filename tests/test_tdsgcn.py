@@ -73,6 +73,11 @@ def test_two_sgcns_with_the_same_p_q_draw_two_graphs():
     assert not torch.equal(a.neighbours[:, 8:], b.neighbours[:, 8:])  # the q random ones: two draws
     single = models.create("tdsgcn", num_classes=3, side=12, layers=TINY, fc=8, graphs=[(8, 2)], branches=["spatial"])
     assert torch.equal(single.nets["spatial"].nets[0].neighbours, a.neighbours)  # the first SGCN keeps graph_seed
+    # a p+0 graph has no random edges: its coarsening draw still refuses foreign weights
+    four = [SGCN(side=12, p=4, q=0, layers=TINY, fc=8, graph_seed=s) for s in (0, 1)]
+    assert torch.equal(four[0].neighbours, four[1].neighbours) and not torch.equal(four[0].gather, four[1].gather)
+    with pytest.raises(RuntimeError, match="gather: the weights were trained on another 4\\+0 graph or coarsening"):
+        four[1].load_state_dict(four[0].state_dict())
 
 
 def test_coarsening_pools_each_parent_over_exactly_its_children():

@@ -372,8 +372,10 @@ def sinusoid(length: int, dim: int) -> torch.Tensor:
 
 class MERGCN(nn.Module):
     """Input: frames (B, T, 6, S, S) and the landmarks ``self.landmarks`` as points (B, L, 2)
-    (:class:`~mer.preprocess.landmark_frames.LandmarkFrames`); output class logits. The AU graph's subsets and the node order are
-    buffers, so a saved fold model carries the graph it was trained with."""
+    (:class:`~mer.preprocess.landmark_frames.LandmarkFrames`; the ML-GCN reading ignores the
+    points); output class logits. The AU graph's subsets and node order (ST-GCN reading)
+    and its propagation matrix (ML-GCN reading) are buffers, so a saved fold model carries
+    the graph it was trained with."""
 
     def __init__(self, num_classes: int, graph: AUGraph | None = None, vocabulary: Sequence[int] | None = None,
                  config: str = "quick", use_gcn: bool = True, use_transformer: bool = True,

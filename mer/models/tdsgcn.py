@@ -34,9 +34,10 @@ Assumptions (not stated in the paper; each is a parameter):
 - assumption: T = 2*sqrt(5) read as a Euclidean radius (68 candidates; ``candidates=
   "radius"``); the 5 x 5 window of the paper's Fig. 3 (24 candidates) is ``"window"``.
   sigma is the mean distance to the farthest *candidate* (:mod:`mer.models.pixel_graph`).
-- assumption: the graph's random draw is seeded by ``graph_seed`` (0; the k-th SGCN of a
-  dual net ``graph_seed + k``) and stored in the state dict (``neighbours``): loading
-  weights trained on another draw is refused.
+- assumption: the graph's random draw and its coarsening are seeded by ``graph_seed`` (0;
+  the k-th SGCN of a dual net ``graph_seed + k``) and stored in the state dict
+  (``neighbours``, and the coarsening's leaf order ``gather``): loading weights trained on
+  another draw is refused.
 - assumption: dropout 0.5 after the FC 512 of each SGCN (Table I names the FC and a
   dropout, not its rate); frozen SGCNs run in eval mode, so without it.
 - assumption: the focal loss is the multi-class form with one scalar alpha (Eq. 6-7 write
@@ -126,7 +127,8 @@ class ChebConv(nn.Module):
 @lru_cache(maxsize=32)
 def graph_structure(side: int, p: int, q: int, T: float, graph_seed: int, levels: tuple[int, ...],
                     candidates: str = "radius") -> dict:
-    """Everything an SGCN keeps of its graph, computed once per (side, p, q, T, seed, levels)
+    """Everything an SGCN keeps of its graph, computed once per (side, p, q, T, seed, levels,
+    candidates)
     and shared by every model built with them (an ablation grid builds dozens): the p+q
     neighbours, the level-0 gather (the pixel feeding each tree position; fake positions
     read a zero node), the rescaled Laplacians of the coarsened graphs used by a layer, the
@@ -157,7 +159,9 @@ class SGCN(nn.Module):
         self.levels = levels
         graph = graph_structure(side, p, q, float(T), graph_seed, tuple(levels), candidates)
         self.register_buffer("neighbours", torch.from_numpy(graph["neighbours"].copy()))
-        self.register_buffer("gather", torch.from_numpy(graph["gather"].copy()), persistent=False)
+        # saved with the weights: the coarsening's leaf order, so weights are never loaded onto
+        # another coarsening draw (a p+0 graph has no random edges to tell the draws apart)
+        self.register_buffer("gather", torch.from_numpy(graph["gather"].copy()))
         for lvl, lap in graph["laplacians"].items():
             self.register_buffer(f"lap{lvl}", _sparse(lap), persistent=False)
         for lvl, real in graph["real"].items():
@@ -204,11 +208,13 @@ class SGCN(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        saved = state_dict.get(prefix + "neighbours")
-        if saved is not None and (saved.shape != self.neighbours.shape or not torch.equal(saved.to(self.neighbours.device), self.neighbours)):
-            error_msgs.append(f"{prefix}neighbours: the weights were trained on another {self.p}+{self.q} graph "
-                              f"(different side, T or graph_seed); build the model with the same graph")
-            return
+        for name in ("neighbours", "gather"):
+            saved, own = state_dict.get(prefix + name), getattr(self, name)
+            if saved is not None and (saved.shape != own.shape or not torch.equal(saved.to(own.device), own)):
+                error_msgs.append(f"{prefix}{name}: the weights were trained on another {self.p}+{self.q} graph or "
+                                  f"coarsening (different side, T, candidates or graph_seed); build the model with "
+                                  f"the same graph")
+                return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
@@ -397,7 +403,8 @@ def ablation_plan(tables, main_graphs, architectures, focal_grid: dict, focal: t
 
 def table_vi(architectures, results: dict, pretraining: dict) -> "pd.DataFrame":
     """The paper's Table VI from this run: per architecture, the pre-training accuracy on
-    held-out macro subjects (``pretraining``: name -> accuracy, or absent), then for the
+    held-out macro subjects (``pretraining``: name -> accuracy, or absent; the pre-training
+    trains both branches together, and each branch alone loads its SGCNs), then for the
     spatial and the temporal branch alone (cross-entropy) the fine-tuning accuracy (the
     last epoch's training accuracy, mean over folds) and the test accuracy and UF1 pooled
     over folds (``results``: variant name -> its cross-validation result)."""
@@ -405,7 +412,8 @@ def table_vi(architectures, results: dict, pretraining: dict) -> "pd.DataFrame":
     rows = []
     for name in architectures:
         g = parse_graphs(name)
-        row = {"architecture": graphs_name(g), "pre-training (held-out macro acc)": pretraining.get(graphs_name(g))}
+        row = {"architecture": graphs_name(g),
+               "pre-training, both branches (held-out macro acc)": pretraining.get(graphs_name(g))}
         for branch in BRANCHES:
             r = results.get(branch_row(g, (branch,), "ce"))
             if r is None:

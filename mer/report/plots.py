@@ -253,7 +253,7 @@ def au_cooccurrence(matrix: np.ndarray, aus, title: str = ""):
 
 
 def au_graph(positions: np.ndarray, subsets: np.ndarray, aus, distances: np.ndarray, face: np.ndarray | None = None,
-             title: str = "", distance_name: str = "hops from the anchor"):
+             title: str = "", distance_name: str = "distance to the centre"):
     """Left: the AU nodes at their positions (the mean of their region's landmarks; bilateral
     regions average onto the midline) on ``face``. Right: the graph in a circle, nodes in
     face order from the top, an arrow j -> i for each neighbour j of root i coloured by its

@@ -92,15 +92,17 @@ def holdout(clips: pd.DataFrame, test_clips: int | None = None, seed: int = 0) -
 
 
 def make_folds(clips: pd.DataFrame, folds: str | int = "loso", seed: int = 0) -> list[Fold]:
-    """``"loso"``, an int k (grouped k-fold), or ``"holdout"`` / ``"holdout:N"`` (one fixed
-    test set of about N clips, :func:`holdout`)."""
+    """``"loso"``, an int k (grouped k-fold, subjects shuffled by ``seed``), or
+    ``"holdout"`` / ``"holdout:N"`` / ``"holdout:N:S"`` (one fixed test set of about N clips
+    drawn with split seed S, 0 by default, :func:`holdout`; the training ``seed`` does not
+    move it)."""
     if folds == "loso":
         return loso(clips)
     if isinstance(folds, str) and folds.startswith("holdout"):
-        size = folds[len("holdout"):]
-        if size and not (size.startswith(":") and size[1:].isdigit()):
-            raise ValueError(f"folds {folds!r}: write holdout or holdout:N (N test clips)")
-        return holdout(clips, int(size[1:]) if size else None, seed)
+        parts = folds.split(":")
+        if parts[0] != "holdout" or len(parts) > 3 or not all(p.isdigit() for p in parts[1:]):
+            raise ValueError(f"folds {folds!r}: write holdout, holdout:N (N test clips) or holdout:N:S (split seed S)")
+        return holdout(clips, int(parts[1]) if len(parts) > 1 else None, int(parts[2]) if len(parts) > 2 else 0)
     if isinstance(folds, str) and folds.isdigit():
         folds = int(folds)
     if isinstance(folds, int):
