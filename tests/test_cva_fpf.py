@@ -100,8 +100,9 @@ def test_the_position_map_is_added_as_a_plain_sum_or_through_the_zero_started_ga
         motion, _ = gated.main((x[:, 1] - x[:, 0]) * gated.diff_gain)
         assert torch.equal(gated.features(x)[0], motion)  # the gate starts shut
     assert CONFIGS["paper"]["fpf_sum"] == "plain" and CONFIGS["quick"]["fpf_sum"] == "gated"
-    with pytest.raises(ValueError, match="fpf_sum"):
-        models.create("cva_fpf", size=64, fpf_sum="learned")
+    for fpf in ("swin", None):  # checked whether or not the model has an FPF
+        with pytest.raises(ValueError, match="fpf_sum"):
+            models.create("cva_fpf", size=64, fpf=fpf, fpf_sum="learned")
 
 
 def test_eq_3_literal_relu_reading_is_unbounded_where_h_swish_saturates():

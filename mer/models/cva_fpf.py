@@ -193,6 +193,8 @@ class CVAFPF(nn.Module):
         c.update(overrides)
         if main not in ("cva", "resnet"):
             raise ValueError(f"main must be cva or resnet, not {main!r}")
+        if c["fpf_sum"] not in FPF_SUMS:
+            raise ValueError(f"fpf_sum must be one of {FPF_SUMS}, not {c['fpf_sum']!r}")
         if fpf_frames not in ("dual", "apex", "onset"):
             raise ValueError(f"fpf_frames must be dual, apex or onset, not {fpf_frames!r}")
         self.main_kind, self.fpf_frames, self.use_au, self.diff_gain = main, fpf_frames, use_au, diff_gain
@@ -214,8 +216,6 @@ class CVAFPF(nn.Module):
             if fpf_pretrained_path:
                 load_local_weights(self.fpf.net, fpf_pretrained_path)
             self.fpf_proj = nn.Identity() if self.fpf.out_channels == cm else nn.Conv2d(self.fpf.out_channels, cm, 1)
-            if c["fpf_sum"] not in FPF_SUMS:
-                raise ValueError(f"fpf_sum must be one of {FPF_SUMS}, not {c['fpf_sum']!r}")
             # section 3's plain sum, or a learned per-channel scale on F_POS started at 0 (quick)
             self.fpf_scale = nn.Parameter(torch.zeros(1, cm, 1, 1)) if c["fpf_sum"] == "gated" else None
         self.fc1 = nn.Linear(cm * grid * grid, c["hidden"])
