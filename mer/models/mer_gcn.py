@@ -586,15 +586,14 @@ def table2_plan(rows: Sequence[str], readings: Sequence[str], main_reading: str)
     unknown = [r for r in [*readings, main_reading] if r not in READINGS]
     if unknown:
         raise ValueError(f"unknown reading(s) {unknown}; known: {list(READINGS)}")
+    unknown = [row for row in rows if row not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown Table 2 row(s) {unknown}; known: {list(ABLATIONS)}")
     variants, tables = {}, {}
-    for reading in dict.fromkeys([main_reading, *readings]):
-        names = []
-        for row in rows:
-            if row not in ABLATIONS:
-                raise ValueError(f"unknown Table 2 row {row!r}; known: {list(ABLATIONS)}")
-            name = row if reading == main_reading else f"{row} [{READING_NAMES[reading]}]"
-            variants[name] = {**ABLATIONS[row], **({} if reading == main_reading else {"reading": reading})}
-            names.append(name)
-        if reading in readings:
-            tables[reading] = (f"Table 2, {READING_NAMES[reading]}", names)
-    return {n: c for n, c in variants.items() if any(n in t[1] for t in tables.values())}, tables
+    for reading in sorted(dict.fromkeys(readings), key=lambda r: r != main_reading):  # the main reading first
+        main = reading == main_reading
+        names = [row if main else f"{row} [{READING_NAMES[reading]}]" for row in rows]
+        variants.update({name: {**ABLATIONS[row], **({} if main else {"reading": reading})}
+                         for name, row in zip(names, rows)})
+        tables[reading] = (f"Table 2, {READING_NAMES[reading]}", names)
+    return variants, tables
