@@ -30,6 +30,7 @@ from mer.paths import content_key, replace_atomic, safe_name
 from mer.train.losses import make_loss
 from mer.train.metrics import HEADLINE, headline, scores
 from mer.train.provenance import code_version, frames_key
+from mer.train.parallel import Parallel
 from mer.train.splits import Fold, check_disjoint
 
 
@@ -73,14 +74,21 @@ class PerFold:
 
     takes_fold = True
 
-    def __init__(self, fn: Callable[[Fold | None], nn.Module], key: dict):
-        self.fn, self._key = fn, key
+    def __init__(self, fn: Callable[[Fold | None], nn.Module], key: dict,
+                 requires: Callable[[Fold], tuple[str, Callable[[], object]]] | None = None):
+        self.fn, self._key, self._requires = fn, key, requires
 
     def __call__(self, fold: Fold | None = None) -> nn.Module:
         return self.fn(fold)
 
     def key(self) -> dict:
         return self._key
+
+    def requirement(self, fold: Fold) -> tuple[str, Callable[[], object]] | None:
+        """What building the fold's model needs done first, as ``(key, do)`` (a
+        pre-training, cached by ``do`` under its key), or None. Folds whose requirements
+        share a key share one: on Dask workers it runs once, before those folds."""
+        return self._requires(fold) if self._requires is not None else None
 
 
 def build_model(model_fn: Callable, fold: Fold | None) -> nn.Module:
@@ -181,11 +189,20 @@ def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 
 def _forward(model: nn.Module, x, device: torch.device) -> torch.Tensor:
+    """``model`` on a batch's inputs: a dict as keywords, a tuple as arguments, else one
+    tensor; copied to ``device`` asynchronously (from pinned memory on CUDA)."""
     if isinstance(x, dict):
-        return model(**{k: v.to(device) for k, v in x.items()})
+        return model(**{k: v.to(device, non_blocking=True) for k, v in x.items()})
     if isinstance(x, (list, tuple)):
-        return model(*[v.to(device) for v in x])
-    return model(x.to(device))
+        return model(*[v.to(device, non_blocking=True) for v in x])
+    return model(x.to(device, non_blocking=True))
+
+
+def loader(ds, batch_size: int, device: torch.device, **kw) -> DataLoader:
+    """A DataLoader of ``ds`` whose batches are pinned in page-locked memory when the
+    model is on CUDA (so the copy to the GPU overlaps the work); items are built in this
+    process, as on the CPU, so a seed draws the same augmentations everywhere."""
+    return DataLoader(ds, batch_size=batch_size, pin_memory=device.type == "cuda", **kw)
 
 
 @dataclass
@@ -205,7 +222,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
     """
     gen = torch.Generator().manual_seed(seed)
     drop_last = len(train_ds) > cfg.batch_size and len(train_ds) % cfg.batch_size == 1  # BN needs >1
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop_last)
+    batches = loader(train_ds, cfg.batch_size, device, shuffle=True, generator=gen, drop_last=drop_last)
     loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha).to(device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg.amp, device) == torch.float16)
     opt = _make_optimizer(model, cfg)
@@ -217,28 +234,32 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
     bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress)
     for epoch in bar:
         model.train()
-        total, correct, loss_sum = 0, 0, 0.0
+        # summed on the device and read once per epoch: no host sync per step on a GPU
+        total = 0
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         opt.zero_grad(set_to_none=True)
-        for step, (x, y) in enumerate(loader):
-            y = y.to(device)
+        for step, (x, y) in enumerate(batches):
+            y = y.to(device, non_blocking=True)
             with autocast(cfg.amp, device):
                 logits = _forward(model, x, device)
             logits = logits.float()  # the loss in full precision
             loss = loss_fn(logits, y)
             scaler.scale(loss / cfg.grad_accum).backward()
-            if (step + 1) % cfg.grad_accum == 0 or step + 1 == len(loader):
+            if (step + 1) % cfg.grad_accum == 0 or step + 1 == len(batches):
                 scaler.step(opt)
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 if per_step:
                     sched.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.detach().double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             total += len(y)
         lr = opt.param_groups[0]["lr"]  # per-step schedules: the lr the epoch ended with
         if sched is not None and not per_step:
             sched.step()
-        row = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1), "lr": lr}
+        row = {"epoch": epoch + 1, "loss": float(loss_sum) / max(total, 1), "train_acc": int(correct) / max(total, 1),
+               "lr": lr}
         if val_ds is not None:
             val_loss, val_acc = evaluate(model, val_ds, loss_fn, device, amp=cfg.amp)
             row.update(val_loss=val_loss, val_acc=val_acc)
@@ -266,8 +287,8 @@ def evaluate(model: nn.Module, ds, loss_fn: nn.Module, device: torch.device, bat
     was_training = model.training
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
-    for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False):
-        y = y.to(device)
+    for x, y in loader(ds, batch_size, device, shuffle=False):
+        y = y.to(device, non_blocking=True)
         with autocast(amp, device):
             logits = _forward(model, x, device).float()
         loss_sum += float(loss_fn(logits, y)) * len(y)
@@ -295,7 +316,7 @@ def predict(model: nn.Module, ds, device: torch.device, batch_size: int = 64, am
     """Class probabilities (N, C) for ``ds`` in order."""
     model.eval()
     out = []
-    for x, _ in DataLoader(ds, batch_size=batch_size, shuffle=False):
+    for x, _ in loader(ds, batch_size, device, shuffle=False):
         with autocast(amp, device):
             logits = _forward(model, x, device)
         out.append(torch.softmax(logits.float(), dim=1).cpu())
@@ -337,7 +358,8 @@ def run_ident(dataset, model_fn, cfg: TrainConfig, classes) -> dict:
 
 
 def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: TrainConfig,
-           out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], desc: str = "folds", progress: bool = True, save_models: bool | Collection[str] = False) -> CVResult:
+           out_dir: str | os.PathLike, classes: tuple[str, ...] | list[str], desc: str = "folds", progress: bool = True,
+           save_models: bool | Collection[str] = False, parallel: Parallel | None = None) -> CVResult:
     """Cross-validate: a fresh ``model_fn()`` per fold (``model_fn(fold)`` for a :class:`PerFold`,
     which gets None when only the architecture is wanted), trained on
     ``dataset.subset(train, True)``; with ``cfg.patience`` a share of the training subjects
@@ -354,67 +376,196 @@ def run_cv(dataset, folds: list[Fold], model_fn: Callable[[], nn.Module], cfg: T
     ``save_models`` (True, or a collection of fold names) also keeps those folds' trained
     weights beside their records (``<fold>.pt``), for figures drawn from a fold's own model
     (:func:`load_fold_model`) without training it again.
+    ``parallel`` (:class:`~mer.train.parallel.Parallel`; default: in this process) trains
+    the folds that are not on disk on Dask workers; each record is written here as its
+    fold finishes, and the pooled results are assembled in the order of ``folds``.
     """
+    t0 = time.perf_counter()
+    plan = plan_cv(dataset, folds, model_fn, cfg, out_dir, classes, save_models)
+    _execute([plan], parallel, desc, progress)
+    return plan.result(desc, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """A fold to train: the fold, its record's key, and whether its weights are kept."""
+    fold: Fold
+    key: str
+    keep: bool
+
+
+@dataclass
+class CVPlan:
+    """One cross-validated run before training: what it trains (``todo``), the records
+    already on disk (``records``, fold name -> record), and where the new ones go."""
+    dataset: object
+    folds: list[Fold]
+    model_fn: Callable
+    cfg: TrainConfig
+    out: Path
+    classes: tuple[str, ...]
+    code: dict
+    records: dict
+    todo: list[FoldJob]
+    resumed: int
+    stale: int
+
+    def finished(self, job: FoldJob, record: dict, state: dict | None) -> None:
+        """Write a fold's record (and kept weights) as it comes back."""
+        if state is not None:
+            replace_atomic(fold_file(self.out, job.fold.name, ".pt"),
+                            lambda tmp: torch.save({"key": job.key, "state": state}, tmp))
+        _write_json_atomic(fold_file(self.out, job.fold.name, ".json"), record)
+        self.records[job.fold.name] = record
+
+    def result(self, desc: str, seconds: float) -> CVResult:
+        """The pooled result, in the order of the folds whatever order they finished in."""
+        rows, curves, fold_scores = [], [], []
+        for fold in self.folds:
+            record = self.records[fold.name]
+            for i in range(len(record["clip"])):
+                row = {"fold": record["fold"], "subject": record["subject"][i], "clip": record["clip"][i],
+                       "y_true": record["y_true"][i], "y_pred": record["y_pred"][i]}
+                row.update({f"p_{c}": record["probs"][i][j] for j, c in enumerate(self.classes)})
+                rows.append(row)
+            curves += [{"fold": record["fold"], **c} for c in record["curve"]]
+            fold_scores.append({"fold": record["fold"], **record["metrics"]})
+        preds = pd.DataFrame(rows)
+        pooled = scores(preds["y_true"], preds["y_pred"], self.classes)
+        per_fold = pd.DataFrame(fold_scores, columns=["fold", *HEADLINE])
+        if self.stale:
+            print(f"{desc}: {self.stale} stale fold record(s) in {self.out} (other code, settings or source frames) "
+                  "recomputed")
+        return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), self.classes, self.resumed, seconds,
+                        folds_stale=self.stale)
+
+
+def plan_cv(dataset, folds: list[Fold], model_fn, cfg: TrainConfig, out_dir: str | os.PathLike, classes,
+            save_models: bool | Collection[str] = False) -> CVPlan:
+    """What :func:`run_cv` has to train: each fold's key, its record when one with that key
+    is on disk (reused), else a :class:`FoldJob`."""
     out = Path(out_dir) / "folds"
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
     clips = dataset.clips
     classes = tuple(classes)
     ident = run_ident(dataset, model_fn, cfg, classes)
-    code = ident["code"]
-    rows, curves, fold_scores, resumed, stale, t0 = [], [], [], 0, 0, time.perf_counter()
-    bar = tqdm(folds, desc=desc, disable=not progress)
-    for fold in bar:
+    records, todo, resumed, stale = {}, [], 0, 0
+    for fold in folds:
         check_disjoint(clips["subject"], fold)
         key = content_key(ident | {"fold": fold.name, "test": fold.test_idx.tolist()}, 16)
-        path = fold_file(out, fold.name, ".json")
-        record = _read_fold(path)
+        record = _read_fold(fold_file(out, fold.name, ".json"))
         if record is not None and record.get("key") != key:
             record, stale = None, stale + 1
-        keep = save_models is True or (save_models and fold.name in save_models)
+        keep = save_models is True or bool(save_models and fold.name in save_models)
         if record is not None and keep and _saved_state(out, fold.name, key) is None:
             record = None  # the weights are wanted but missing or stale: train the fold again
         if record is None:
-            seed = fold_seed(cfg.seed, fold.name)
-            seed_everything(seed)
-            model = build_model(model_fn, fold).to(device)
-            train_idx, val_ds = fold.train_idx, None
-            if cfg.patience > 0:
-                train_idx, val_idx = validation_split(clips["subject"].to_numpy(), fold.train_idx, cfg.val_subjects,
-                                                      seed)
-                val_ds = dataset.subset(val_idx, train=False)
-            fitted = fit(model, dataset.subset(train_idx, train=True), cfg, seed, device,
-                         desc=f"fold {fold.name}", progress=progress, val_ds=val_ds)
-            probs = predict(model, dataset.subset(fold.test_idx, train=False), device, amp=cfg.amp)
-            test = clips.iloc[fold.test_idx]
-            y_true = dataset.labels[fold.test_idx]
-            y_pred = probs.argmax(1)
-            record = {"key": key, "fold": fold.name, "test_subjects": list(fold.test_subjects),
-                      "subject": test["subject"].astype(str).tolist(), "clip": test["clip"].astype(str).tolist(),
-                      "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
-                      "curve": fitted.curve, "seconds": fitted.seconds, "code": code, "device": str(device),
-                      "metrics": headline(scores(y_true, y_pred, classes))}
-            if keep:
-                replace_atomic(fold_file(out, fold.name, ".pt"),
-                                lambda tmp: torch.save({"key": key, "state": model.state_dict()}, tmp))
-            _write_json_atomic(path, record)
+            todo.append(FoldJob(fold, key, keep))
         else:
+            records[fold.name] = record
             resumed += 1
-        bar.set_postfix(fold=fold.name, resumed=resumed)
-        for i in range(len(record["clip"])):
-            row = {"fold": record["fold"], "subject": record["subject"][i], "clip": record["clip"][i],
-                   "y_true": record["y_true"][i], "y_pred": record["y_pred"][i]}
-            row.update({f"p_{c}": record["probs"][i][j] for j, c in enumerate(classes)})
-            rows.append(row)
-        curves += [{"fold": record["fold"], **c} for c in record["curve"]]
-        fold_scores.append({"fold": record["fold"], **record["metrics"]})
-    preds = pd.DataFrame(rows)
-    pooled = scores(preds["y_true"], preds["y_pred"], classes)
-    per_fold = pd.DataFrame(fold_scores, columns=["fold", *HEADLINE])
-    if stale:
-        print(f"{desc}: {stale} stale fold record(s) in {out} (other code, settings or source frames) recomputed")
-    return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), classes, resumed, time.perf_counter() - t0,
-                    folds_stale=stale)
+    return CVPlan(dataset, list(folds), model_fn, cfg, out, classes, ident["code"], records, todo, resumed, stale)
+
+
+def _execute(plans: list[CVPlan], parallel: Parallel | None, desc: str, progress: bool) -> None:
+    """Train every plan's missing folds (together, on Dask workers, when ``parallel``
+    says so), writing each record as it comes back; one progress bar over all folds."""
+    total = sum(len(p.folds) for p in plans)
+    resumed = sum(p.resumed for p in plans)
+    bar = tqdm(total=total, initial=resumed, desc=desc, disable=not progress)
+    bar.set_postfix(resumed=resumed)
+    units = [(plan, job) for plan in plans for job in plan.todo]
+    for (plan, job), record, state in train_folds(units, parallel, progress):
+        plan.finished(job, record, state)
+        bar.update(1)
+        bar.set_postfix(fold=job.fold.name, resumed=resumed)
+    bar.close()
+
+
+def train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, classes: tuple[str, ...],
+               device: torch.device, progress: bool = True) -> tuple[dict, dict | None]:
+    """Train and test one fold from its own seed; its record and (when kept) its weights on
+    the CPU. The same on whatever process or machine it runs."""
+    fold, clips = job.fold, dataset.clips
+    seed = fold_seed(cfg.seed, fold.name)
+    seed_everything(seed)
+    model = build_model(model_fn, fold).to(device)
+    train_idx, val_ds = fold.train_idx, None
+    if cfg.patience > 0:
+        train_idx, val_idx = validation_split(clips["subject"].to_numpy(), fold.train_idx, cfg.val_subjects, seed)
+        val_ds = dataset.subset(val_idx, train=False)
+    fitted = fit(model, dataset.subset(train_idx, train=True), cfg, seed, device, desc=f"fold {fold.name}",
+                 progress=progress, val_ds=val_ds)
+    probs = predict(model, dataset.subset(fold.test_idx, train=False), device, amp=cfg.amp)
+    test = clips.iloc[fold.test_idx]
+    y_true = dataset.labels[fold.test_idx]
+    y_pred = probs.argmax(1)
+    record = {"key": job.key, "fold": fold.name, "test_subjects": list(fold.test_subjects),
+              "subject": test["subject"].astype(str).tolist(), "clip": test["clip"].astype(str).tolist(),
+              "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
+              "curve": fitted.curve, "seconds": fitted.seconds, "code": code, "device": str(device),
+              "metrics": headline(scores(y_true, y_pred, classes))}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if job.keep else None
+    return record, state
+
+
+def _requirement_on_worker(do: Callable[[], object]) -> None:
+    """A fold's requirement (:meth:`PerFold.requirement`) as a Dask task: done and cached
+    where the folds read it (the outputs folder, shared by the workers)."""
+    from mer.train.parallel import worker_device
+    worker_device("auto")  # on a machine with several GPUs, this worker's own
+    with preserved_rng():
+        do()
+
+
+def _fold_on_worker(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, classes: tuple[str, ...],
+                    after=None):
+    """:func:`train_fold` as a Dask task (once ``after``, its requirement, is done): on the
+    worker's device, without per-epoch bars."""
+    from mer.train.parallel import worker_device
+    return train_fold(dataset, model_fn, cfg, job, code, classes, worker_device(cfg.device), progress=False)
+
+
+def train_folds(units: list[tuple[CVPlan, FoldJob]], parallel: Parallel | None = None, progress: bool = True):
+    """Train each ``(plan, job)``, yielding ``((plan, job), record, state)`` as each fold
+    finishes: in this process in order, or on the Dask workers of ``parallel`` in the
+    order they finish. On Dask each dataset and model factory is sent once, and a
+    requirement several folds share (:meth:`PerFold.requirement`, e.g. one pre-training)
+    runs once, before them."""
+    if not units:
+        return
+    if parallel is None or parallel.in_process:
+        for plan, job in units:
+            device = resolve_device(plan.cfg.device)
+            yield (plan, job), *train_fold(plan.dataset, plan.model_fn, plan.cfg, job, plan.code, plan.classes, device,
+                                           progress)
+        return
+    from distributed import as_completed
+    from mer.train.parallel import client
+    dask = client(parallel)
+    tag = f"{os.getpid()}-{time.time_ns()}"
+    sent: dict[int, object] = {}  # id of a dataset or model factory -> its future on the cluster
+    for plan, _ in units:
+        for obj in (plan.dataset, plan.model_fn):
+            if id(obj) not in sent:
+                sent[id(obj)] = dask.scatter(obj, broadcast=False, hash=False)
+    needs, first = {}, {}
+    for plan, job in units:
+        need = plan.model_fn.requirement(job.fold) if hasattr(plan.model_fn, "requirement") else None
+        if need is not None:
+            if need[0] not in first:
+                first[need[0]] = dask.submit(_requirement_on_worker, need[1], pure=False, key=f"needs-{need[0]}-{tag}")
+            needs[job.key] = first[need[0]]
+    futures = {dask.submit(_fold_on_worker, sent[id(plan.dataset)], sent[id(plan.model_fn)], plan.cfg, job, plan.code,
+                           plan.classes, needs.get(job.key), pure=False, key=f"fold-{job.key}-{tag}"): (plan, job)
+               for plan, job in units}
+    try:
+        for future in as_completed(futures, loop=dask.loop):
+            record, state = future.result()
+            yield futures[future], record, state
+    finally:
+        for future in [*futures, *first.values()]:
+            future.cancel()
 
 
 def fold_file(folds_dir: Path, fold_name: str, suffix: str) -> Path:
@@ -462,18 +613,28 @@ def _read_fold(path: Path) -> dict | None:
 
 
 def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig, out_dir: str | os.PathLike,
-                 classes, folds_label: str, progress: bool = True, results: dict | None = None) -> pd.DataFrame:
+                 classes, folds_label: str, progress: bool = True, results: dict | None = None,
+                 parallel: Parallel | None = None) -> pd.DataFrame:
     """Ablations: each variant ``name -> (dataset, model_fn)`` or ``(dataset, model_fn,
     config)`` (its own training settings; ``cfg`` otherwise) under the same folds; one row
     per variant (acc, UF1, UAR pooled over its folds). Pass a dict as ``results`` to also get
-    each variant's :class:`CVResult` (predictions included)."""
-    rows = []
+    each variant's :class:`CVResult` (predictions included). In this process the variants
+    run one after another; on Dask workers (``parallel``) every variant's folds are
+    queued together, so the workers stay busy across variants."""
+    plans = {}
     for name, spec in variants.items():
         if not 2 <= len(spec) <= 3:
             raise ValueError(f"ablation {name!r}: give (dataset, model) or (dataset, model, TrainConfig)")
         dataset, model_fn, own_cfg = (*spec, cfg) if len(spec) == 2 else spec
-        r = run_cv(dataset, folds, model_fn, own_cfg or cfg, Path(out_dir) / safe_name(name), classes,
-                   desc=f"ablation: {name}", progress=progress)
+        plans[name] = plan_cv(dataset, folds, model_fn, own_cfg or cfg, Path(out_dir) / safe_name(name), classes)
+    rows, t0 = [], time.perf_counter()
+    together = parallel is not None and not parallel.in_process
+    if together:
+        _execute(list(plans.values()), parallel, f"ablations ({len(plans)} variants)", progress)
+    for name, plan in plans.items():
+        if not together:
+            _execute([plan], parallel, f"ablation: {name}", progress)
+        r = plan.result(f"ablation: {name}", time.perf_counter() - t0)
         rows.append({"variant": name, "folds": folds_label, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
                      "uar": r.metrics["uar"]})
         if results is not None:

@@ -112,4 +112,6 @@ def transferred(model_fn: Callable[[], nn.Module], pretrainer: Pretrainer, freez
             if freeze:
                 model.freeze_sgcns()
         return model
-    return PerFold(build, {**model_fn.key(), "pretraining": pretrainer.key(), "freeze": bool(freeze)})
+    def requires(fold: Fold):  # the fold's pre-training: on Dask workers, done once per distinct macro set
+        return pretrainer.key(fold.test_subjects), lambda: pretrainer(fold.test_subjects)
+    return PerFold(build, {**model_fn.key(), "pretraining": pretrainer.key(), "freeze": bool(freeze)}, requires)
