@@ -39,7 +39,7 @@ import pandas as pd
 from mer import data, paths
 from mer.preprocess import Augment, prepare
 from mer.report import plots, reported, results
-from mer.train import engine, splits
+from mer.train import engine, parallel, splits
 
 # Compute settings every notebook that has them takes in smoke mode.
 SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "ablation_folds": 2, "magnifier_steps": 2,
@@ -130,10 +130,11 @@ class Run:
         self.dataset, self.smoke, self.seed = p["dataset"], bool(p.get("smoke")), p.get("seed", 0)
         self.out = output_dir(self.dataset, method, p.get("output_dir"), self.smoke)
         self.device = str(engine.resolve_device(p.get("device", "auto")))
+        self.parallel = parallel.resolve(p.get("workers"), p.get("dask_scheduler"), p.get("device", "auto"))
         self.label = label(self.dataset, self.smoke)
         self.table = None
         self._folds: dict = {}
-        print(f"output: {self.out}\ndevice: {self.device}")
+        print(f"output: {self.out}\ndevice: {self.device}; {self.parallel.describe()}")
 
     # ------------------------------------------------------------------ data
     def load(self):
@@ -158,7 +159,9 @@ class Run:
         """The preprocessing arguments every clip dataset takes from the parameters: size
         (``input_size``), alignment, worker processes and cache folder, plus ``extra``."""
         p = self.params
-        args = {"align": p.get("align", True), "workers": p.get("workers", 1), "cache_dir": p.get("cache_dir")}
+        workers = p.get("workers")
+        workers = parallel.available_cores() if workers in (None, "auto") else int(workers)
+        args = {"align": p.get("align", True), "workers": workers, "cache_dir": p.get("cache_dir")}
         if "input_size" in p:
             args["size"] = p["input_size"]
         return {**args, **extra}
@@ -205,7 +208,7 @@ class Run:
         (:meth:`fold_model`)."""
         folds = self.folds()
         return engine.run_cv(ds, folds, model, cfg or self.config(), self.out / name, self.table.classes, desc=desc,
-                             save_models=[folds[0].name] if save_first else False)
+                             save_models=[folds[0].name] if save_first else False, parallel=self.parallel)
 
     def main(self, ds, model, cfg: engine.TrainConfig | None = None, what: str = "", save_first: bool = False,
              curves_title: str | None = None):
@@ -280,7 +283,7 @@ class Run:
         if not variants:
             return engine.run_variants({}, [], self.config(), self.out / "ablations", self.table.classes, "")
         table = engine.run_variants(variants, self.folds(which), self.config(), self.out / "ablations",
-                                    self.table.classes, folds_label(which), results=runs)
+                                    self.table.classes, folds_label(which), results=runs, parallel=self.parallel)
         where = f"{self.dataset}{self.label}, {folds_label(which)}"
         if tables:
             by_variant = table.set_index("variant")

@@ -10,6 +10,10 @@ import pandas as pd
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Notebooks run by the tests train their folds in the kernel (workers: None reads this):
+# a Dask cluster's start per notebook would outweigh the smoke runs' tiny folds. The Dask
+# path has its own tests (test_parallel.py) and the TDSGCN notebook test runs on 2 workers.
+os.environ.setdefault("MER_WORKERS", "1")
 
 
 def write_frames(folder: Path, numbers, pattern: str = "img{}.jpg", size: int = 24, bump: int | None = None,

@@ -124,7 +124,8 @@ def test_tdsgcn_notebook_through_papermill(tmp_path):
     params = {"dataset": "synth", "data_root": str(data_root), "macro_root": str(macro_root), "side": 12,
               "flow_size": 32, "pretrain_epochs": 1, "epochs": 1, "batch_size": 8,
               "ablations": ["transfer", "T6", "T7", "focal"], "architectures": ["4+0"], "freeze_sgcns": True,
-              "focal_grid": {"alpha": [1.0], "gamma": [1.0]}, "ablation_folds": 2, "workers": 1,
+              "focal_grid": {"alpha": [1.0], "gamma": [1.0]}, "ablation_folds": 2,
+              "workers": 2,  # folds, pre-trainings and every ablation queued together on two Dask workers
               "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
     executed = run_dir / "03_tdsgcn.ipynb"
     execute(project_root() / "notebooks" / "03_tdsgcn.ipynb", executed, params, progress=False)
@@ -137,6 +138,7 @@ def test_tdsgcn_notebook_through_papermill(tmp_path):
         "8+2 and 4+0, spatial + temporal + CE"]
     # pre-trainings: the main graphs with focal loss; with cross-entropy 4+0, the main graphs and both doubles
     assert len(list((run_dir / "pretrain").glob("pretrain_*.pt"))) == 5
+    assert "folds on 2 local Dask workers" in executed.read_text()
     check_rendered(run_dir, executed, ("graph_0_8_2", "graph_1_4_0", "inputs", "flow_mean_variance", "pretraining",
                                        "curves", "confusion", "per_class", "focal_grid", "ablations"),
                    ("macro subjects that are also micro subjects: none", "held-out macro subjects",
