@@ -1,6 +1,17 @@
 """Train ST-MEMM on procedural pairs and face pairs; weights cached under
 ``outputs/weights/`` keyed by a hash of the whole configuration, and reused when present
-(``mer train-magnifier``)."""
+(``mer train-magnifier``).
+
+The quick configuration's weights ship with the package (:data:`SHIPPED`,
+``mer/magnify/weights/stmemm_<config hash>.pt``, 0.6 MB each): the configuration as it is
+(Eq. 3 read as Oh et al.'s code) and with the paper's reading (``--manipulator paper``),
+the two the GAM-MM-MER notebook sets side by side. A fresh clone's study reads them
+instead of training each for 20-30 minutes on the CPU. A file is used only while its name
+matches its configuration's hash (which includes the model's code version); they are
+remade with ``mer train-magnifier --config quick [--manipulator paper] --weights-dir
+mer/magnify/weights --retrain`` (:func:`shipped_configs`; ``mer bench magnifier`` times
+that and compares the result with the shipped file).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -91,21 +102,38 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+SHIPPED = Path(__file__).resolve().parent / "weights"  # the quick configuration's weights, in the package
+
+
 def weights_path(cfg: MagnifierConfig, weights_dir: str | Path) -> Path:
     return Path(weights_dir) / f"stmemm_{cfg.key()}.pt"
 
 
+def shipped_configs() -> dict[str, "MagnifierConfig"]:
+    """The configurations whose weights ship: the quick one, and with Eq. 3 as written."""
+    return {"quick": MagnifierConfig.named("quick"), "quick, paper's Eq. 3": MagnifierConfig.named("quick",
+                                                                                                manipulator="paper")}
+
+
+def shipped_path(cfg: MagnifierConfig) -> Path | None:
+    """The package's own weights of ``cfg`` (the quick configuration's), or None."""
+    path = weights_path(cfg, SHIPPED)
+    return path if path.is_file() else None
+
+
 def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: str | Path, device: str = "auto",
-                    progress: bool = True) -> tuple[STMEMM, dict]:
+                    progress: bool = True, retrain: bool = False) -> tuple[STMEMM, dict]:
     """The trained magnifier and its record {"config", "curve", "seconds"}: read from
-    ``weights_dir`` when a run of the same configuration is there, trained otherwise."""
+    ``weights_dir`` when a run of the same configuration is there, else from the weights
+    shipped with the package (:data:`SHIPPED`), trained otherwise or with ``retrain``."""
     from mer.train.engine import resolve_device
     path = weights_path(cfg, weights_dir)
-    if path.is_file():
-        try:
-            return load_magnifier(path)
-        except ValueError as e:  # truncated or foreign file: report it and train again
-            print(f"[magnifier] {e}; training again")
+    for found in () if retrain else (path, shipped_path(cfg)):
+        if found is not None and found.is_file():
+            try:
+                return load_magnifier(found)
+            except ValueError as e:  # truncated or foreign file: report it and train again
+                print(f"[magnifier] {e}; training again")
     dev = resolve_device(device)
     sets = [cached_pairs(cfg.n_pairs, cfg.seed, cfg.pairs, cache_dir, progress=progress)]
     if cfg.n_face_pairs:
@@ -149,6 +177,14 @@ def train_magnifier(cfg: MagnifierConfig, weights_dir: str | Path, cache_dir: st
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_atomic(path, lambda tmp: torch.save({**record, "state": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp))
     return model.eval(), record
+
+
+def where_from(cached: bool, shipped: Path | None, path: Path) -> str:
+    if cached:
+        return f"read from {path}"
+    if shipped is not None:
+        return f"read from the weights shipped with the package, {shipped}"
+    return f"trained and saved to {path}"
 
 
 def load_magnifier(path: str | Path) -> tuple[STMEMM, dict]:
@@ -227,14 +263,14 @@ def prepare(config: str = "quick", steps: int | None = None, pairs: int | None =
         if max_check_pairs is not None:
             cfg = replace(cfg, check_pairs=min(cfg.check_pairs, int(max_check_pairs)))
         wdir = Path(weights_dir) if weights_dir else outputs_dir() / "weights"
-        cached = weights_path(cfg, wdir).is_file()
+        cached, shipped = weights_path(cfg, wdir).is_file(), shipped_path(cfg)
         model, record = train_magnifier(cfg, wdir, Path(cache_dir or default_root()) / "magnify", device=device)
         source = cfg.model
         net = {**CONFIGS[cfg.model], **cfg.net()}
         note = (f"ST-MEMM ({cfg.model}, manipulator {net['manipulator']}, residual {net['residual']}, skip "
                 f"{net['skip']}; {cfg.n_pairs} procedural + {cfg.n_face_pairs} face pairs; {cfg.steps} steps, "
                 f"batch {cfg.batch_size}, lr {cfg.lr}): "
-                f"{'read from' if cached else 'trained and saved to'} {weights_path(cfg, wdir)}; "
+                f"{where_from(cached, shipped, weights_path(cfg, wdir))}; "
                 f"training took {record['seconds']} s")
     model = model.to(resolve_device(device))
     return Prepared(model, as_magnifier(model), record, source, note)
