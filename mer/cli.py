@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -29,7 +28,9 @@ def _prepare(a: argparse.Namespace) -> int:
     from mer import data
     from mer.preprocess import ClipDataset, prepare
     table = data.load(a.dataset, a.root, protocol=a.protocol, annotation=a.annotation)
-    ds = ClipDataset(table.clips, a.recipe, size=a.size, T=a.T, align=not a.no_align, workers=a.workers,
+    from mer.train.parallel import available_cores
+    ds = ClipDataset(table.clips, a.recipe, size=a.size, T=a.T, align=not a.no_align,
+                     workers=a.workers or available_cores(),
                      cache_dir=a.cache_dir)
     print(f"{len(ds)} clips prepared ({a.recipe} @ {a.size}px); cache {ds.stats.hits} read, {ds.stats.misses} computed")
     print(prepare.alignment_summary(ds.clips).to_string())
@@ -46,6 +47,29 @@ def _bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_models(a: argparse.Namespace) -> int:
+    from mer.bench.latency import bench_models
+    r = bench_models(a.dataset, device=a.device, repeats=a.repeats, onnx=not a.no_onnx, out=a.out)
+    print(f"{r['device']} -> {a.out}")
+    return 0
+
+
+def _bench_gpu(a: argparse.Namespace) -> int:
+    from mer.bench.gpu import bench_gpu
+    r = bench_gpu(a.out, steps=a.steps, only=a.only)
+    if not r["cuda"]:
+        print(f"mer bench gpu: {r['note']}")
+        return 0
+    for row in r["rows"]:
+        if "error" in row:
+            print(f"{row['params']:42s} FAILED: {row['error']}")
+        else:
+            print(f"{row['params']:42s} {row['s_per_step'] * 1000:8.1f} ms/step (data {row['data_share']:.0%}), "
+                  f"peak {row['peak_GiB']:.2f} GiB, LOSO ~{row['projected_hours']:.1f} h")
+    print(f"{r['machine']['gpu']} -> {a.out}")
+    return 0
+
+
 def _bench_latency(a: argparse.Namespace) -> int:
     from mer.magnify.latency import bench_latency
     r = bench_latency(a.config, a.size, a.patch, device=a.device, repeats=a.repeats, onnx=not a.no_onnx, out=a.out)
@@ -53,6 +77,30 @@ def _bench_latency(a: argparse.Namespace) -> int:
     for row in r["rows"]:
         ms = f"{row['ms']:8.1f} ms" if row["ms"] is not None else "       -   "
         print(f"  {row['network']:8s} {row['mode']:9s} {ms}   (reported A10: {row['reported A10 ms']} ms)  {row['how']}")
+    print(f"-> {a.out}")
+    return 0
+
+
+def _bench_study(a: argparse.Namespace) -> int:
+    from mer.bench.study import bench_study
+    r = bench_study(a.repo, a.scratch, speedup=not a.no_speedup, out=a.out)
+    for run in ("cold", "warm"):
+        times = ", ".join(f"{m} {s} s" for m, s in r[run]["notebooks"].items())
+        print(f"{run}: {r[run]['seconds']:.0f} s ({times})")
+    for row in r.get("fold_parallel", {}).get("runs", []):
+        print(f"baseline LOSO on {row['workers']} worker(s): {row['seconds']:.0f} s, speedup {row['speedup']:.2f}x, "
+              f"same predictions as on 1: {row['same_predictions_as_1']}")
+    print(f"-> {a.out}")
+    return 0
+
+
+def _bench_magnifier(a: argparse.Namespace) -> int:
+    from mer.bench.magnifier import bench_magnifier
+    r = bench_magnifier(a.out, device=a.device, steps=a.steps, check=a.check, manipulator=a.manipulator)
+    print(f"quick ST-MEMM ({r['config']}, {r['steps']} steps) remade in {r['seconds']:.0f} s "
+          f"(training {r['training_seconds']:.0f} s); same weights as shipped: {r.get('same_weights_as_shipped')}")
+    for row in r.get("check", []):
+        print(f"  {row}")
     print(f"-> {a.out}")
     return 0
 
@@ -66,7 +114,8 @@ def _train_magnifier(a: argparse.Namespace) -> int:
     cfg = MagnifierConfig.named(a.config, steps=a.steps, pairs=a.pairs, manipulator=a.manipulator, faces=a.faces,
                                 face_pairs=a.face_pairs)
     weights = a.weights_dir or outputs_dir() / "weights"
-    model, record = train_magnifier(cfg, weights, a.cache_dir or default_root() / "magnify", device=a.device)
+    model, record = train_magnifier(cfg, weights, a.cache_dir or default_root() / "magnify", device=a.device,
+                                    retrain=a.retrain)
     print(f"ST-MEMM ({cfg.model}, {cfg.steps} steps): {weights_path(cfg, weights)}; "
           f"final L1 {record['curve'][-1]['l1']:.4f}; trained in {record['seconds']} s")
     if a.check:
@@ -91,7 +140,12 @@ def _param(text: str) -> tuple[str, object]:
 
 def _study(a: argparse.Namespace) -> int:
     from mer.study import run_study
-    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root, smoke=a.smoke, overrides=dict(a.param),
+    overrides = dict(a.param)
+    if a.workers is not None:
+        overrides["workers"] = a.workers
+    if a.scheduler is not None:
+        overrides["dask_scheduler"] = a.scheduler
+    run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root, smoke=a.smoke, overrides=overrides,
               variant=a.variant)
     return 0
 
@@ -135,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--size", type=int, default=112)
     pr.add_argument("--T", type=int, default=8, help="frames per clip (sequence recipe)")
     pr.add_argument("--no-align", action="store_true", help="resize only")
-    pr.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    pr.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     pr.add_argument("--cache-dir", default=None, help="default: $MER_CACHE or outputs/cache")
     pr.set_defaults(func=_prepare)
 
@@ -146,19 +200,48 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--dataset", default="synth")
     bp.add_argument("--size", type=int, default=112)
     bp.add_argument("--T", type=int, default=16)
-    bp.add_argument("--workers", type=int, default=1)
+    bp.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     bp.add_argument("--out", default=None, help="write the JSON result here")
     bp.set_defaults(func=_bench)
-    bl = bsub.add_parser("latency", help="p2 Table 5: ST-MEMM and GAM-MER ms per clip (PyTorch, ONNX Runtime, fp16 on "
-                                         "CUDA)")
+    ba = bsub.add_parser("latency", help="every model's ms per clip at a dataset's paper sizes: PyTorch eager, ONNX "
+                                         "Runtime, bf16/fp16 on CUDA")
+    ba.add_argument("--dataset", default="casme2", help="whose params files give the sizes (default: casme2)")
+    ba.add_argument("--device", default="auto")
+    ba.add_argument("--repeats", type=int, default=10)
+    ba.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
+    ba.add_argument("--out", default="outputs/bench/latency.json", help="write the JSON result here")
+    ba.set_defaults(func=_bench_models)
+    bg = bsub.add_parser("gpu", help="the paper profiles on CUDA: s/step, peak memory, data share, projected LOSO hours")
+    bg.add_argument("--steps", type=int, default=5, help="timed training steps per params file")
+    bg.add_argument("--only", nargs="*", default=None, help="method ids (default: all)")
+    bg.add_argument("--out", default="outputs/bench/gpu.json", help="write the JSON result here")
+    bg.set_defaults(func=_bench_gpu)
+    bl = bsub.add_parser("table5", help="p2 Table 5: ST-MEMM and GAM-MER ms per clip (PyTorch, ONNX Runtime, fp16 on "
+                                        "CUDA) beside the paper's reported A10 numbers")
     bl.add_argument("--config", choices=("quick", "paper"), default="paper", help="ST-MEMM configuration")
     bl.add_argument("--size", type=int, default=224, help="face size in px (the paper profiles: 224)")
     bl.add_argument("--patch", type=int, default=48, help="GAM-MER region patch in px (the paper profiles: 48)")
     bl.add_argument("--device", default="auto")
     bl.add_argument("--repeats", type=int, default=10)
     bl.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
-    bl.add_argument("--out", default="outputs/bench/latency.json", help="write the JSON result here")
+    bl.add_argument("--out", default="outputs/bench/table5.json", help="write the JSON result here")
     bl.set_defaults(func=_bench_latency)
+
+    bs = bsub.add_parser("study", help="cold and warm `mer study` per notebook, and the fold-parallel speedup")
+    bs.add_argument("--repo", default=None, help="the checkout to time (default: this one; another commit for "
+                                                 "'before' numbers)")
+    bs.add_argument("--scratch", default=None, help="folder for the runs' outputs (default: a temporary one)")
+    bs.add_argument("--no-speedup", action="store_true", help="skip the baseline's LOSO on 1 and 2 fold workers")
+    bs.add_argument("--out", default="outputs/bench/study.json", help="write the JSON result here")
+    bs.set_defaults(func=_bench_study)
+    bm = bsub.add_parser("magnifier", help="remake the shipped quick ST-MEMM weights from scratch, timed and compared")
+    bm.add_argument("--steps", type=int, default=None, help="override the training steps (a shorter check)")
+    bm.add_argument("--check", type=int, default=30, help="held-out pairs for the alpha*d comparison (0: skip)")
+    bm.add_argument("--manipulator", choices=("paper", "official"), default=None,
+                    help="the shipped weights with this reading of Eq. 3 (default: the quick config's)")
+    bm.add_argument("--device", default="auto")
+    bm.add_argument("--out", default="outputs/bench/magnifier.json", help="write the JSON result here")
+    bm.set_defaults(func=_bench_magnifier)
 
     tm = sub.add_parser("train-magnifier", help="train p2's ST-MEMM on procedural pairs (weights cached by config)")
     tm.add_argument("--config", choices=("quick", "paper"), default="quick")
@@ -173,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--cache-dir", default=None, help="procedural pairs cache (default: the preprocessing cache)")
     tm.add_argument("--device", default="auto")
     tm.add_argument("--check", type=int, default=30, help="held-out pairs for the alpha*d check (0: skip)")
+    tm.add_argument("--retrain", action="store_true",
+                    help="train even when weights of this configuration exist (in --weights-dir or shipped); "
+                         "remakes the shipped quick weights with --config quick --weights-dir mer/magnify/weights")
     tm.set_defaults(func=_train_magnifier)
 
     st = sub.add_parser("study", help="run every notebook with its params for a dataset, then the report")
@@ -185,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--smoke", action="store_true",
                     help="check the setup: the same notebooks and params with the compute shrunk (1 epoch, 2-fold "
                          "ablations, 32 px), into outputs/smoke/ with its own report")
+    st.add_argument("--workers", default=None,
+                    help="processes for preprocessing and folds in every notebook (default: one per core; 1: all in "
+                         "the notebook's process)")
+    st.add_argument("--scheduler", default=None,
+                    help="a Dask scheduler address (tcp://host:8786): train the folds on that cluster "
+                         "(also $MER_SCHEDULER)")
     st.add_argument("-p", "--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
                     help="override one parameter of every notebook run (YAML value), e.g. -p macro_root=/data/CK+")
     st.set_defaults(func=_study)
