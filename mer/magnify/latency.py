@@ -1,4 +1,4 @@
-"""``mer bench latency``: inference time per clip of p2's two networks, ST-MEMM (one
+"""``mer bench table5``: inference time per clip of p2's two networks, ST-MEMM (one
 onset-apex pair magnified) and GAM-MER (one clip's region patches classified), as in the
 paper's Table 5 (PyTorch, ONNX, TensorRT and float16 on an A10):
 
