@@ -1,6 +1,7 @@
 """The benchmarks' cheap paths and what the speed work ships: the quick magnifier's weights
 in the package, `mer bench gpu` without CUDA, the study bench's reading of a study log."""
 import json
+import math
 from dataclasses import asdict
 
 import pytest
@@ -51,3 +52,17 @@ def test_study_bench_reads_each_notebooks_time_from_the_study_log():
     from mer.bench.study import DONE
     log = "[study] baseline on synth: x\n...\n[study] baseline done in 143 s\n[study] tdsgcn done in 9 s\n"
     assert DONE.findall(log) == [("baseline", "143"), ("tdsgcn", "9")]
+
+
+def test_a_paper_profile_step_is_timed_and_projected_to_a_loso_run():
+    """bench gpu's measurement of one params file, run on the CPU at smoke sizes (the GPU
+    path itself needs CUDA): a step and a batch's data are timed, and the projection is
+    folds x epochs x steps per epoch x their sum."""
+    from mer.bench import gpu
+    row = gpu.bench_one("baseline", "casme2", None, steps=1, warmup=0, device="cpu", smoke=True)
+    folds, clips = gpu.RELEASES["casme2"]
+    assert row["folds"] == folds and row["epochs"] == 1 and row["batch"] >= 1 and row["peak_GiB"] is None
+    assert row["steps_per_epoch"] == math.ceil(clips * (1 - 1 / folds) / row["batch"])
+    assert row["s_per_step"] > 0 and row["data_s_per_step"] > 0 and 0 < row["data_share"] < 1
+    expected = folds * row["epochs"] * row["steps_per_epoch"] * (row["s_per_step"] + row["data_s_per_step"]) / 3600
+    assert row["projected_hours"] == pytest.approx(expected, abs=0.01)

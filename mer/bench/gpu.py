@@ -43,16 +43,22 @@ def params_files(root: Path | None = None) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def _sync(device) -> None:
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _draw_batch(example, batch: int, device):
     """One training batch as the loop builds it: every clip's input augmented on the CPU,
-    collated, pinned and copied to ``device``; returns the seconds it took."""
+    collated, pinned (on CUDA) and copied to ``device``; returns the seconds it took."""
     import torch
     from mer.preprocess import Augment
     aug = Augment()
     inputs = example.inputs
     tensors = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     cpu = [t.detach().cpu() for t in tensors]
-    torch.cuda.synchronize()
+    _sync(device)
     t0 = time.perf_counter()
     items = []
     for i in range(batch):
@@ -63,29 +69,37 @@ def _draw_batch(example, batch: int, device):
                 x = aug(x.reshape(-1, *x.shape[-3:]), "image").reshape(x.shape)
             row.append(x)
         items.append(row)
-    stacked = [torch.stack([it[j] for it in items]).pin_memory() for j in range(len(cpu))]
-    [s.to(device, non_blocking=True) for s in stacked]
-    torch.cuda.synchronize()
+    stacked = [torch.stack([it[j] for it in items]) for j in range(len(cpu))]
+    if device.type == "cuda":
+        stacked = [x.pin_memory() for x in stacked]
+    [x.to(device, non_blocking=True) for x in stacked]
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, warmup: int = 2) -> dict:
-    """Seconds per training step, peak memory and the projected LOSO hours of one params file."""
+def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, warmup: int = 2,
+              device: str = "cuda", smoke: bool = False) -> dict:
+    """Seconds per training step, peak memory and the projected LOSO hours of one params
+    file on ``device`` (``smoke``: at smoke sizes, to check this code on a CPU)."""
     import torch
     from mer.bench.models import example, method_params
+    from mer.notebook import smoke_params
     from mer.train import engine
     from mer.train.losses import make_loss
     params = method_params(method, dataset, variant)
+    if smoke:
+        params = smoke_params(params)
     cfg = engine.TrainConfig(**{k: params[k] for k in engine.TrainConfig.__dataclass_fields__ if k in params})
     batch = int(cfg.batch_size)
-    device = torch.device("cuda")
+    device = torch.device(device)
+    cuda = device.type == "cuda"
     ex = example(method, params, batch=batch)
     model = ex.model.to(device).train()
     inputs = ({k: v.to(device) for k, v in ex.inputs.items()} if isinstance(ex.inputs, dict)
               else tuple(v.to(device) for v in ex.inputs))
     labels = ex.labels.to(device)
     opt = engine._make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=engine.amp_dtype(cfg.amp, device) == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=engine.amp_dtype(cfg.amp, device) == torch.float16)
     loss_fn = make_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha).to(device)
 
     def step():
@@ -97,15 +111,16 @@ def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, wa
         scaler.step(opt)
         scaler.update()
 
-    torch.cuda.reset_peak_memory_stats(device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(warmup):
         step()
-    torch.cuda.synchronize()
+    _sync(device)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
-        torch.cuda.synchronize()
+        _sync(device)
         times.append(time.perf_counter() - t0)
     data = float(np.median([_draw_batch(ex, batch, device) for _ in range(3)]))
     step_s = float(np.median(times))
@@ -116,10 +131,12 @@ def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, wa
            "item": ex.item, "batch": batch, "amp": str(engine.amp_dtype(cfg.amp, device)).replace("torch.", ""),
            "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
            "s_per_step": round(step_s, 4), "data_s_per_step": round(data, 4),
-           "data_share": round(data / (data + step_s), 3), "peak_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 2),
+           "data_share": round(data / (data + step_s), 3),
+           "peak_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None,
            "folds": folds, "epochs": int(cfg.epochs), "steps_per_epoch": per_epoch, "projected_hours": round(hours, 2)}
     del model, opt, inputs
-    torch.cuda.empty_cache()
+    if cuda:
+        torch.cuda.empty_cache()
     return row
 
 
