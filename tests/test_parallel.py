@@ -118,3 +118,23 @@ def test_ablations_on_workers_match_the_in_process_table(tmp_path, one_thread):
     pd.testing.assert_frame_equal(here, there)
     for name in variants:
         pd.testing.assert_frame_equal(runs["here"][name].predictions, runs["workers"][name].predictions)
+
+
+@pytest.mark.slow
+def test_a_failing_fold_on_a_worker_names_the_fold_and_the_next_run_still_trains(tmp_path, one_thread):
+    ds = ToyData()
+    folds = splits.loso(ds.clips)[:3]
+
+    def build(fold):
+        if fold is not None and fold.name == folds[1].name:
+            raise ValueError("this fold's model cannot be built")
+        return small_model()
+
+    broken = engine.PerFold(build, {"model": "breaks on one fold"})
+    with pytest.raises(RuntimeError, match=f"fold {folds[1].name} of .* failed on a Dask worker: ValueError: this "
+                                           "fold's model cannot be built"):
+        engine.run_cv(ds, folds, broken, CFG, tmp_path / "broken", CLASSES, progress=False,
+                      parallel=parallel.Parallel(2))
+    again = engine.run_cv(ds, folds, small_model, CFG, tmp_path / "fine", CLASSES, progress=False,
+                          parallel=parallel.Parallel(2))
+    assert len(again.per_fold) == 3

@@ -142,8 +142,11 @@ def preserved_rng():
     """Run a block without disturbing the global RNGs: what follows draws the same numbers
     whether the block trained a model or read it from the cache."""
     states = (random.getstate(), np.random.get_state())
-    try:  # torch's CPU generator and, on a GPU, every CUDA generator
-        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+    # torch's CPU generator and, on a GPU, the current device's (forking every GPU's would
+    # open a context on each, e.g. on every GPU from every Dask worker)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
             yield
     finally:
         random.setstate(states[0])
@@ -237,7 +240,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
         # summed on the device and read once per epoch: no host sync per step on a GPU
         total = 0
         correct = torch.zeros((), dtype=torch.long, device=device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
         opt.zero_grad(set_to_none=True)
         for step, (x, y) in enumerate(batches):
             y = y.to(device, non_blocking=True)
@@ -252,7 +255,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
                 opt.zero_grad(set_to_none=True)
                 if per_step:
                     sched.step()
-            loss_sum += loss.detach().double() * len(y)
+            loss_sum += loss.detach().to(loss_sum.dtype) * len(y)
             correct += (logits.argmax(1) == y).sum()
             total += len(y)
         lr = opt.param_groups[0]["lr"]  # per-step schedules: the lr the epoch ended with
@@ -475,11 +478,14 @@ def _execute(plans: list[CVPlan], parallel: Parallel | None, desc: str, progress
     bar = tqdm(total=total, initial=resumed, desc=desc, disable=not progress)
     bar.set_postfix(resumed=resumed)
     units = [(plan, job) for plan in plans for job in plan.todo]
-    for (plan, job), record, state in train_folds(units, parallel, progress):
-        plan.finished(job, record, state)
-        bar.update(1)
-        bar.set_postfix(fold=job.fold.name, resumed=resumed)
-    bar.close()
+    try:
+        with contextlib.closing(train_folds(units, parallel, progress)) as finishing:
+            for (plan, job), record, state in finishing:
+                plan.finished(job, record, state)
+                bar.update(1)
+                bar.set_postfix(fold=job.fold.name, resumed=resumed)
+    finally:
+        bar.close()
 
 
 def train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, classes: tuple[str, ...],
@@ -504,18 +510,19 @@ def train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, cl
               "subject": test["subject"].astype(str).tolist(), "clip": test["clip"].astype(str).tolist(),
               "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "probs": probs.round(6).tolist(),
               "curve": fitted.curve, "seconds": fitted.seconds, "code": code, "device": str(device),
+              "threads": torch.get_num_threads(),  # a float sum's last bits depend on it (not in the key)
               "metrics": headline(scores(y_true, y_pred, classes))}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if job.keep else None
     return record, state
 
 
-def _requirement_on_worker(do: Callable[[], object]) -> None:
+def _requirement_on_worker(model_fn: "PerFold", fold: Fold) -> None:
     """A fold's requirement (:meth:`PerFold.requirement`) as a Dask task: done and cached
     where the folds read it (the outputs folder, shared by the workers)."""
     from mer.train.parallel import worker_device
     worker_device("auto")  # on a machine with several GPUs, this worker's own
     with preserved_rng():
-        do()
+        model_fn.requirement(fold)[1]()
 
 
 def _fold_on_worker(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, classes: tuple[str, ...],
@@ -552,20 +559,37 @@ def train_folds(units: list[tuple[CVPlan, FoldJob]], parallel: Parallel | None =
     needs, first = {}, {}
     for plan, job in units:
         need = plan.model_fn.requirement(job.fold) if hasattr(plan.model_fn, "requirement") else None
-        if need is not None:
+        if need is not None:  # the key is computed here; the work is sent as (factory, fold), not as a closure
             if need[0] not in first:
-                first[need[0]] = dask.submit(_requirement_on_worker, need[1], pure=False, key=f"needs-{need[0]}-{tag}")
+                first[need[0]] = dask.submit(_requirement_on_worker, sent[id(plan.model_fn)], job.fold, pure=False,
+                                             key=f"needs-{need[0]}-{tag}")
             needs[job.key] = first[need[0]]
     futures = {dask.submit(_fold_on_worker, sent[id(plan.dataset)], sent[id(plan.model_fn)], plan.cfg, job, plan.code,
                            plan.classes, needs.get(job.key), pure=False, key=f"fold-{job.key}-{tag}"): (plan, job)
                for plan, job in units}
+    failure = None
     try:
-        for future in as_completed(futures, loop=dask.loop):
-            record, state = future.result()
-            yield futures[future], record, state
+        for future in as_completed(list(futures), loop=dask.loop):
+            unit = futures.pop(future)  # released once written: results do not pile up on the workers
+            if future.status != "finished":
+                failure = (unit, future)
+                break
+            yield (unit, *future.result())
+        if failure is not None:  # folds that finished meanwhile keep their records
+            for future in [f for f in futures if f.status == "finished"]:
+                yield (futures.pop(future), *future.result())
     finally:
-        for future in [*futures, *first.values()]:
-            future.cancel()
+        left = [*futures, *first.values()]
+        if left:
+            dask.cancel(left, force=True)
+    if failure is not None:
+        (plan, job), future = failure
+        exc = future.exception()
+        if parallel.scheduler is None:  # a fresh local cluster next time: the failed worker may be unusable
+            from mer.train.parallel import forget
+            forget(parallel)
+        raise RuntimeError(f"fold {job.fold.name} of {plan.out.parent} failed on a Dask worker: "
+                           f"{type(exc).__name__}: {exc}") from exc
 
 
 def fold_file(folds_dir: Path, fold_name: str, suffix: str) -> Path:
@@ -627,14 +651,17 @@ def run_variants(variants: dict[str, tuple], folds: list[Fold], cfg: TrainConfig
             raise ValueError(f"ablation {name!r}: give (dataset, model) or (dataset, model, TrainConfig)")
         dataset, model_fn, own_cfg = (*spec, cfg) if len(spec) == 2 else spec
         plans[name] = plan_cv(dataset, folds, model_fn, own_cfg or cfg, Path(out_dir) / safe_name(name), classes)
-    rows, t0 = [], time.perf_counter()
+    rows = []
     together = parallel is not None and not parallel.in_process
-    if together:
+    if together:  # each variant's seconds are then the whole batch's
+        t0 = time.perf_counter()
         _execute(list(plans.values()), parallel, f"ablations ({len(plans)} variants)", progress)
+        batch = time.perf_counter() - t0
     for name, plan in plans.items():
         if not together:
+            t0 = time.perf_counter()
             _execute([plan], parallel, f"ablation: {name}", progress)
-        r = plan.result(f"ablation: {name}", time.perf_counter() - t0)
+        r = plan.result(f"ablation: {name}", batch if together else time.perf_counter() - t0)
         rows.append({"variant": name, "folds": folds_label, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
                      "uar": r.metrics["uar"]})
         if results is not None:

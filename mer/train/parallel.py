@@ -93,40 +93,58 @@ _CLIENTS: dict[Parallel, object] = {}
 def client(par: Parallel):
     """The ``distributed.Client`` of ``par`` (started on first use, then reused)."""
     found = _CLIENTS.get(par)
-    if found is not None and found.status == "running":
-        return found
+    if found is not None:
+        if found.status == "running":
+            return found
+        forget(par)
     from distributed import Client, LocalCluster
     if par.scheduler:
         made = Client(par.scheduler, set_as_default=False)
     else:
+        # no memory limit: Dask's default (RAM / workers) pauses a worker at 80% and kills it at
+        # 95%, which a fold of a large dataset can reach with no word about memory
         cluster = LocalCluster(n_workers=par.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.ERROR, memory_limit=0, env={"TQDM_DISABLE": "1"})
         made = Client(cluster, set_as_default=False)
     _CLIENTS[par] = made
     return made
+
+
+def forget(par: Parallel) -> None:
+    """Close ``par``'s client (and its local cluster); the next run starts a new one."""
+    c = _CLIENTS.pop(par, None)
+    if c is not None:
+        _close(c)
+
+
+def _close(c) -> None:
+    cluster = getattr(c, "cluster", None)
+    try:
+        c.close()
+        if cluster is not None:
+            cluster.close()
+    except Exception:  # already gone (interpreter exit, a dead scheduler)
+        pass
 
 
 @atexit.register
 def shutdown() -> None:
     """Close every cluster this process started (and its connections to external ones)."""
     while _CLIENTS:
-        _, c = _CLIENTS.popitem()
-        cluster = getattr(c, "cluster", None)
-        try:
-            c.close()
-            if cluster is not None:
-                cluster.close()
-        except Exception:  # already gone at interpreter exit
-            pass
+        _close(_CLIENTS.popitem()[1])
 
 
 def worker_device(device: str):
     """The torch device of a fold on a Dask worker: ``device`` resolved there; on a worker of
     a machine with several GPUs and a bare ``cuda``, the GPU numbered like the worker
-    (LocalCluster names its workers 0, 1, ...)."""
+    (LocalCluster names its workers 0, 1, ...). An explicit ``cuda:0``, or workers whose
+    names are not numbers (dask-jobqueue's), keep the device as given: give each such
+    worker one GPU (``CUDA_VISIBLE_DEVICES``), as a GPU job on a cluster has."""
     import torch
     from mer.train.engine import resolve_device
     dev = resolve_device(device)
+    if dev.type == "cuda":  # Dask sets one CPU thread per worker; a GPU's worker builds batches with its share
+        torch.set_num_threads(max(1, available_cores() // max(1, torch.cuda.device_count())))
     if dev.type == "cuda" and dev.index is None and torch.cuda.device_count() > 1:
         try:
             from distributed import get_worker
