@@ -3,9 +3,10 @@ no generated data, no cache, no results) and warm (nothing changed), per noteboo
 much faster the baseline's LOSO runs on two fold workers than on one.
 
 The study runs as a subprocess of a checkout (``repo``, default this one) with its outputs
-and cache in a scratch folder (``MER_OUTPUTS``), so the benchmark never touches the
-checkout's own results; another checkout (an older commit) gives the "before" numbers
-with the same harness.
+and cache in a scratch folder (``MER_OUTPUTS``; ``MER_CACHE``, ``MER_WORKERS`` and
+``MER_SCHEDULER`` unset), so the benchmark never touches the checkout's own results;
+another checkout (an older commit) gives the "before" numbers with the same harness. The
+fold-parallel speedup runs this checkout's code on the scratch folder's data.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 DONE = re.compile(r"^\[study\] (\S+) done in (\d+) s", re.M)
+ISOLATED = ("MER_CACHE", "MER_WORKERS", "MER_SCHEDULER")  # unset for the timed runs
 
 
 def machine() -> dict:
@@ -42,8 +44,8 @@ def machine() -> dict:
 
 def git_commit(repo: Path) -> str | None:
     try:
-        return subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -52,7 +54,8 @@ def timed_study(repo: Path, outputs: Path, log: Path, extra: list[str] | None = 
     """Run ``mer study`` of checkout ``repo`` with its outputs under ``outputs``; wall time
     in total and per notebook (the study's own ``[study] <method> done in N s`` lines)."""
     env = {**os.environ, "MER_OUTPUTS": str(outputs), "PYTHONPATH": str(repo)}
-    env.pop("MER_CACHE", None)
+    for name in ISOLATED:  # the defaults of a fresh shell: cache under outputs, local workers
+        env.pop(name, None)
     cmd = [sys.executable, "-m", "mer.cli", "study", *(extra or [])]
     t0 = time.perf_counter()
     with open(log, "w") as fh:
@@ -89,9 +92,15 @@ def bench_study(repo: str | os.PathLike | None = None, scratch: str | os.PathLik
         result["warm"] = timed_study(repo, outputs, scratch / "warm.log")
         if progress:
             print(f"[bench study] warm: {result['warm']['seconds']:.0f} s", flush=True)
-        if speedup:
+        if speedup:  # this checkout's code, on the scratch folder's SynthME and cache
             from mer.bench.folds import fold_speedup
-            result["fold_parallel"] = fold_speedup(scratch / "speedup", progress=progress)
+            saved = {k: os.environ.pop(k, None) for k in ("MER_OUTPUTS", *ISOLATED)}
+            os.environ["MER_OUTPUTS"] = str(outputs)
+            try:
+                result["fold_parallel"] = fold_speedup(scratch / "speedup", progress=progress)
+            finally:
+                os.environ.pop("MER_OUTPUTS")
+                os.environ.update({k: v for k, v in saved.items() if v is not None})
     finally:
         if out:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
