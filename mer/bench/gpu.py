@@ -11,9 +11,14 @@ pinned and copied to the GPU. Random inputs of the items' exact shapes stand in 
 data: time does not depend on the values.
 
 The projection is folds x epochs x steps per epoch x (step + data), with the folds and
-clips of each dataset's release (:data:`RELEASES`, from DATASETS.md); it leaves out
-preprocessing (cached once per dataset), pre-training and ablations. Without CUDA the
-benchmark says so and returns (exit status 0).
+clips of each dataset's release (:data:`RELEASES`, from DATASETS.md). Adding the two is an
+upper bound: the loop copies batches asynchronously, so part of the data's time overlaps
+the GPU's. It leaves out preprocessing (cached once per dataset), pre-training, ablations,
+the test passes and GAM-MM-MER's class-balanced copies of the training clips. The data
+share counts the generic augmentation of each input tensor; recipe-specific work done per
+item (TDSGCN's interpolation, GAM-MM-MER's colour step) is not in it. Peak memory is
+given as allocated by tensors and as reserved by PyTorch's allocator (what must fit,
+besides the CUDA context). Without CUDA the benchmark says so and returns (exit 0).
 """
 from __future__ import annotations
 
@@ -133,6 +138,7 @@ def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, wa
            "s_per_step": round(step_s, 4), "data_s_per_step": round(data, 4),
            "data_share": round(data / (data + step_s), 3),
            "peak_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None,
+           "reserved_GiB": round(torch.cuda.max_memory_reserved(device) / 2**30, 2) if cuda else None,
            "folds": folds, "epochs": int(cfg.epochs), "steps_per_epoch": per_epoch, "projected_hours": round(hours, 2)}
     del model, opt, inputs
     if cuda:
