@@ -83,7 +83,7 @@ def _bench_latency(a: argparse.Namespace) -> int:
 
 def _bench_study(a: argparse.Namespace) -> int:
     from mer.bench.study import bench_study
-    r = bench_study(a.repo, a.scratch, speedup=not a.no_speedup, out=a.out)
+    r = bench_study(a.repo, a.scratch, speedup=not a.no_speedup, out=a.out, seed_weights=a.seed_weights)
     for run in ("cold", "warm"):
         times = ", ".join(f"{m} {s} s" for m, s in r[run]["notebooks"].items())
         print(f"{run}: {r[run]['seconds']:.0f} s ({times})")
@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "'before' numbers)")
     bs.add_argument("--scratch", default=None, help="folder for the runs' outputs (default: a temporary one)")
     bs.add_argument("--no-speedup", action="store_true", help="skip the baseline's LOSO on 1 and 2 fold workers")
+    bs.add_argument("--seed-weights", default=None,
+                    help="copy these ST-MEMM weights (stmemm_*.pt) into the cold run's outputs/weights first (for a "
+                         "commit that did not ship them; their recorded training time goes into the JSON)")
     bs.add_argument("--out", default="outputs/bench/study.json", help="write the JSON result here")
     bs.set_defaults(func=_bench_study)
     bm = bsub.add_parser("magnifier", help="remake the shipped quick ST-MEMM weights from scratch, timed and compared")

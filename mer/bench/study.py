@@ -68,10 +68,14 @@ def timed_study(repo: Path, outputs: Path, log: Path, extra: list[str] | None = 
 
 
 def bench_study(repo: str | os.PathLike | None = None, scratch: str | os.PathLike | None = None,
-                speedup: bool = True, out: str | os.PathLike | None = None, progress: bool = True) -> dict:
+                speedup: bool = True, out: str | os.PathLike | None = None, progress: bool = True,
+                seed_weights: str | os.PathLike | None = None) -> dict:
     """Cold and warm ``mer study`` of ``repo`` (default: this checkout) in ``scratch`` (a new
     temporary folder, removed afterwards unless given), then (``speedup``) the baseline's
-    LOSO on one and on two fold workers; written to ``out`` as JSON."""
+    LOSO on one and on two fold workers; written to ``out`` as JSON. ``seed_weights``: a
+    folder of magnifier weights (``stmemm_*.pt``) copied into the cold run's
+    ``outputs/weights`` first, for a commit that did not ship them, whose cold run then
+    leaves their training out (recorded in the JSON with each file's training seconds)."""
     from mer.paths import project_root
     repo = Path(repo or project_root()).resolve()
     own = scratch is None
@@ -83,6 +87,15 @@ def bench_study(repo: str | os.PathLike | None = None, scratch: str | os.PathLik
     result = {"what": "mer study on SynthME (synthetic), cold: a fresh clone (no data, cache or results; the install "
                       "not counted); warm: the same again with nothing changed",
               "repo": str(repo), "commit": git_commit(repo), "machine": machine()}
+    if seed_weights:
+        import torch
+        (outputs / "weights").mkdir()
+        result["seeded_weights"] = {}
+        for path in sorted(Path(seed_weights).glob("stmemm_*.pt")):
+            shutil.copy(path, outputs / "weights" / path.name)
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            result["seeded_weights"][path.name] = {"training_seconds": saved.get("seconds"),
+                                                   "steps": saved.get("config", {}).get("steps")}
     try:
         if progress:
             print(f"[bench study] cold run of {repo} ({result['commit']}) into {outputs}", flush=True)
