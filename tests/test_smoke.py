@@ -56,9 +56,7 @@ def test_every_real_dataset_has_a_fixture_and_params_are_found(real_trees):
 
 
 @pytest.mark.smoke
-@pytest.mark.parametrize("job", [pytest.param(j, marks=pytest.mark.xdist_group(j.params_file.stem.split(".")[0]))
-                                 for j in JOBS],  # with -n: a dataset's runs on one worker, its baseline first
-                         ids=[f"{j.method}-{j.params_file.stem}" for j in JOBS])
+@pytest.mark.parametrize("job", JOBS, ids=[f"{j.method}-{j.params_file.stem}" for j in JOBS])
 def test_params_file_runs_in_smoke_mode(job, real_trees, smoke_home):
     dataset, _, variant = job.params_file.stem.partition(".")  # <dataset>[.<variant>]
     paper = {**notebook_defaults(job.notebook), **load_params(job.params_file)}  # what the notebook runs with
