@@ -121,4 +121,5 @@ def test_smoke_params_shrink_compute_only():
         {k: gam[k] for k in ("protocol", "ablations", "magnifier_config", "train_alphas")}  # the same run
     tds = smoke_params(run_params("tdsgcn", "samm"))
     assert tds["side"] == 32 and tds["flow_size"] == 32 and tds["pretrain_epochs"] == 1 and "input_size" not in tds
+    assert tds["architectures"] == ["4+0", "12+0 and 4+6"]  # Table VI: a single and a dual SGCN of its ten
     assert label("casme2", True) == " (smoke run: compute shrunk)" and label("synth") == " (synthetic)"

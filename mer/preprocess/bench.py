@@ -16,7 +16,7 @@ def bench_preprocess(root: str | os.PathLike | None = None, dataset: str = "synt
                      workers: int | None = None, out: str | os.PathLike | None = None, progress: bool = False) -> dict:
     """Cold and warm preprocessing of a dataset's clips on ``workers`` processes (None: one per core)."""
     from mer import data
-    from mer.train.parallel import available_cores
+    from mer.preprocess.prepare import available_cores
     workers = workers or available_cores()
     with tempfile.TemporaryDirectory(prefix="mer-bench-") as tmp:
         if root is None:  # a small SynthME set made on the fly (not timed)

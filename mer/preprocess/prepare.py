@@ -47,6 +47,14 @@ def _clip_labels(clips: pd.DataFrame) -> list[str]:
     return [f"{r.dataset}/{r.subject}/{r.clip}" for r in clips.itertuples(index=False)]
 
 
+def available_cores() -> int:
+    """The CPU cores this process may use (its affinity, where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _parallel(fn: Callable, items: Sequence, labels: Sequence[str], workers: int, desc: str,
               progress: bool) -> tuple[list, CacheStats]:
     """``fn`` over ``items`` in order, on ``workers`` processes; each call returns (value, stats).

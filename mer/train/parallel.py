@@ -30,6 +30,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from mer.preprocess.prepare import available_cores  # noqa: F401  (also this module's)
+
 ENV_WORKERS = "MER_WORKERS"
 ENV_SCHEDULER = "MER_SCHEDULER"
 
@@ -51,13 +53,6 @@ class Parallel:
         if self.in_process:
             return "folds in this process, one after another"
         return f"folds on {self.workers} local Dask workers"
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def default_workers(device: str = "auto") -> int:
