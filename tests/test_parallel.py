@@ -18,11 +18,12 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 @pytest.fixture
 def one_thread():
-    """Each Dask worker trains on one torch thread; the in-process reference does the same,
-    since a float sum's order, and so its last bits, depends on the thread count."""
+    """The process's own torch thread count is left at 2: folds train on
+    engine.FOLD_THREADS threads wherever they run (a float sum's last bits depend on it)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     yield
+    assert torch.get_num_threads() == 2  # restored after each fold
     torch.set_num_threads(before)
 
 

@@ -33,8 +33,8 @@ def baseline_run(params: dict | None = None):
 
 
 def fold_speedup(scratch: str | Path, workers: tuple[int, ...] = (1, 2), progress: bool = True) -> dict:
-    """Seconds of the baseline's LOSO on each number of ``workers`` (1: in this process on
-    torch's own threads; N: a new LocalCluster of N one-thread workers, its start included),
+    """Seconds of the baseline's LOSO on each number of ``workers`` (1: in this process; N: a
+    new LocalCluster of N workers, its start included; every fold on one torch thread),
     the speedup over the first, and whether their predictions agree."""
     from mer.train import engine, parallel
     ds, folds, spec, cfg, classes = baseline_run()

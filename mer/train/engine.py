@@ -153,6 +153,28 @@ def preserved_rng():
         np.random.set_state(states[1])
 
 
+FOLD_THREADS = 1  # torch threads of every fold (and pre-training) trained on the CPU, wherever it runs
+
+
+@contextlib.contextmanager
+def fold_threads(device: torch.device):
+    """Train on the CPU with :data:`FOLD_THREADS` torch threads whatever process runs the
+    fold (the notebook's, or a Dask worker's), then restore the thread count. A float sum's
+    order, and so its last bits, depends on the thread count, and twelve epochs of training
+    grow those bits into other predictions (measured: in-process 2 threads against 1-thread
+    workers gave probabilities 0.068 apart and another UF1); with the count fixed, one
+    worker and two give the same bytes."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(FOLD_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fold_seed(seed: int, fold_name: str) -> int:
     digest = hashlib.sha256(f"{seed}/{fold_name}".encode()).hexdigest()
     return int(digest[:8], 16)
@@ -492,6 +514,12 @@ def train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, cl
                device: torch.device, progress: bool = True) -> tuple[dict, dict | None]:
     """Train and test one fold from its own seed; its record and (when kept) its weights on
     the CPU. The same on whatever process or machine it runs."""
+    with fold_threads(device):
+        return _train_fold(dataset, model_fn, cfg, job, code, classes, device, progress)
+
+
+def _train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, classes: tuple[str, ...],
+                device: torch.device, progress: bool) -> tuple[dict, dict | None]:
     fold, clips = job.fold, dataset.clips
     seed = fold_seed(cfg.seed, fold.name)
     seed_everything(seed)

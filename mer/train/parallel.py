@@ -15,10 +15,11 @@ are not already on disk.
   then be on a filesystem the workers share.
 
 Fold records stay the unit of resume (written here as each fold finishes), and each fold
-is seeded from (seed, fold name) wherever it runs, so the results do not depend on the
-number of workers: on the CPU, one worker and two give the same bytes (tested). A fold
-trained in this process on several torch threads can differ from one trained on a
-worker's single thread in the last bits of a float, as any change of thread count can.
+is seeded from (seed, fold name) and trains on the CPU with
+:data:`~mer.train.engine.FOLD_THREADS` torch threads wherever it runs, so the results do
+not depend on the number of workers: on the CPU, in this process, one worker and two give
+the same bytes (tested). (With the thread count free, the last bits of float sums differ
+and grow over training into other predictions.)
 
 One cluster is started per process and settings, on first use, and reused by every later
 run (a notebook's main run and its ablations); :func:`shutdown` closes them.

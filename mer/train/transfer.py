@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from mer.paths import content_key, replace_atomic
-from mer.train.engine import (PerFold, TrainConfig, config_ident, evaluate, fit, preserved_rng, resolve_device,
-                              run_key, seed_everything, validation_split)
+from mer.train.engine import (PerFold, TrainConfig, config_ident, evaluate, fit, fold_threads, preserved_rng,
+                              resolve_device, run_key, seed_everything, validation_split)
 from mer.train.losses import make_loss
 from mer.train.provenance import code_version, frames_key
 from mer.train.splits import Fold, guard_pretraining
@@ -70,7 +70,7 @@ class Pretrainer:
             except Exception as exc:  # truncated or foreign: say so and train again
                 print(f"warning: {path} is unreadable ({exc}); pre-training again")
         if record is None:
-            with preserved_rng():
+            with preserved_rng(), fold_threads(resolve_device(self.cfg.device)):  # the same bytes on any process
                 record = self._train(exclude)
             record["key"] = key
             self.out_dir.mkdir(parents=True, exist_ok=True)
