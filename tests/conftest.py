@@ -14,6 +14,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # a Dask cluster's start per notebook would outweigh the smoke runs' tiny folds. The Dask
 # path has its own tests (test_parallel.py) and the TDSGCN notebook test runs on 2 workers.
 os.environ.setdefault("MER_WORKERS", "1")
+# ...on both cores of the test machine (the default, one thread per fold, is for workers);
+# the Dask workers the tests start inherit it, so their bytes still equal the kernel's.
+os.environ.setdefault("MER_FOLD_THREADS", "2")
 
 
 def write_frames(folder: Path, numbers, pattern: str = "img{}.jpg", size: int = 24, bump: int | None = None,

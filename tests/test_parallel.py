@@ -1,5 +1,6 @@
 """Folds on Dask workers (mer.train.parallel): the same predictions as in this process,
 through a LocalCluster of its own and through an existing cluster's scheduler address."""
+import os
 import sys
 
 import cloudpickle
@@ -18,13 +19,20 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 @pytest.fixture
 def one_thread():
-    """The process's own torch thread count is left at 2: folds train on
-    engine.FOLD_THREADS threads wherever they run (a float sum's last bits depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    """The process's own torch thread count is 3, the folds' another (engine.fold_thread_count,
+    here 1): folds train on that count wherever they run (a float sum's last bits depend on it)."""
+    before, env = torch.get_num_threads(), os.environ.get("MER_FOLD_THREADS")
+    os.environ["MER_FOLD_THREADS"] = "1"  # the workers started from here inherit it
+    parallel.shutdown()
+    torch.set_num_threads(3)
     yield
-    assert torch.get_num_threads() == 2  # restored after each fold
+    assert torch.get_num_threads() == 3  # restored after each fold
     torch.set_num_threads(before)
+    parallel.shutdown()
+    if env is None:
+        os.environ.pop("MER_FOLD_THREADS")
+    else:
+        os.environ["MER_FOLD_THREADS"] = env
 
 
 @pytest.mark.slow

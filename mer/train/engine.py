@@ -153,12 +153,25 @@ def preserved_rng():
         np.random.set_state(states[1])
 
 
-FOLD_THREADS = 1  # torch threads of every fold (and pre-training) trained on the CPU, wherever it runs
+FOLD_THREADS = 1  # torch threads of every fold (and pre-training) trained on the CPU, wherever it runs;
+# $MER_FOLD_THREADS replaces it (e.g. with workers: 1 on a many-core machine): results then
+# equal those of other runs with that same count, not of runs with another
+
+
+def fold_thread_count() -> int:
+    value = os.environ.get("MER_FOLD_THREADS")
+    try:
+        n = int(value) if value else FOLD_THREADS
+    except ValueError:
+        raise ValueError(f"MER_FOLD_THREADS must be a positive number, got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"MER_FOLD_THREADS must be a positive number, got {value!r}")
+    return n
 
 
 @contextlib.contextmanager
 def fold_threads(device: torch.device):
-    """Train on the CPU with :data:`FOLD_THREADS` torch threads whatever process runs the
+    """Train on the CPU with :func:`fold_thread_count` torch threads whatever process runs the
     fold (the notebook's, or a Dask worker's), then restore the thread count. A float sum's
     order, and so its last bits, depends on the thread count, and twelve epochs of training
     grow those bits into other predictions (measured: in-process 2 threads against 1-thread
@@ -168,7 +181,7 @@ def fold_threads(device: torch.device):
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(FOLD_THREADS)
+    torch.set_num_threads(fold_thread_count())
     try:
         yield
     finally:
