@@ -299,3 +299,20 @@ def test_preprocessing_workers_start_clean_after_opencv_ran_in_the_caller(casme2
                           capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "prepared 5" in done.stdout
+
+
+def test_a_warm_cache_is_read_without_starting_the_worker_pool(synth_root, tmp_path, monkeypatch):
+    """With several workers, cached entries are read in this process (a pool's start costs
+    more than reading them) and only the missing ones go to the pool."""
+    from mer.preprocess import ClipDataset, prepare
+    t = data.load("synth", synth_root)
+    cold = ClipDataset(t.clips, "flow", size=32, cache_dir=tmp_path / "cache", workers=1, progress=False)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("the pool started although every entry is cached")
+    monkeypatch.setattr(prepare, "ProcessPoolExecutor", no_pool)
+    warm = ClipDataset(t.clips, "flow", size=32, cache_dir=tmp_path / "cache", workers=2, progress=False)
+    assert warm.stats.misses == 0 and warm.stats.hits > 0
+    assert all(np.array_equal(a, b) for a, b in zip(cold.data, warm.data))
+    with pytest.raises(AssertionError, match="pool started"):  # an entry missing: the pool is used for it
+        ClipDataset(t.clips, "flow", size=24, cache_dir=tmp_path / "cache", workers=2, progress=False)

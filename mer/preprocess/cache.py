@@ -11,6 +11,7 @@ Location: the ``root`` argument, else ``MER_CACHE``, else ``outputs/cache``.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import zipfile
@@ -33,6 +34,16 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         with open(tmp, "wb") as f:  # a file handle: numpy would append .npz to a temporary name
             np.savez(f, **arrays)
     replace_atomic(path, write)
+
+
+class NotCached(Exception):
+    """Raised by :meth:`Cache.get_or_compute` under :data:`LOOKUP_ONLY` for an entry that is
+    not on disk."""
+
+
+# True: get_or_compute reads entries but computes none (the preprocessing pool reads what is
+# cached in the calling process and sends only the rest to its workers)
+LOOKUP_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("mer_cache_lookup_only", default=False)
 
 
 def default_root() -> Path:
@@ -106,6 +117,8 @@ class Cache:
         if hit is not None:
             self.stats.hits += 1
             return hit
+        if LOOKUP_ONLY.get():
+            raise NotCached(kind)
         self.stats.misses += 1
         arrays = fn()
         self.put(kind, key, arrays)

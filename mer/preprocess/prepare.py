@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from mer import landmarks as lm
 from mer.preprocess import faces
-from mer.preprocess.cache import Cache, CacheStats
+from mer.preprocess.cache import LOOKUP_ONLY, Cache, CacheStats, NotCached
 from mer.preprocess.flow import flow_uvs
 from mer.preprocess.frames import frame_path, read_frame
 
@@ -68,12 +68,28 @@ def _parallel(fn: Callable, items: Sequence, labels: Sequence[str], workers: int
             results.append(value)
             stats = stats + st
             bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
-            for value, st in pool.map(_labelled, jobs, chunksize=max(1, len(items) // (8 * workers))):
-                results.append(value)
+    else:  # what is cached is read here (starting a pool costs more than reading it); the rest goes to the pool
+        results = [None] * len(jobs)
+        todo = []
+        token = LOOKUP_ONLY.set(True)
+        try:
+            for i, job in enumerate(jobs):
+                try:
+                    results[i], st = _labelled(job)
+                except NotCached:
+                    todo.append(i)
+                    continue
                 stats = stats + st
                 bar.update()
+        finally:
+            LOOKUP_ONLY.reset(token)
+        if todo:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
+                chunk = max(1, len(todo) // (8 * workers))
+                for i, (value, st) in zip(todo, pool.map(_labelled, [jobs[i] for i in todo], chunksize=chunk)):
+                    results[i] = value
+                    stats = stats + st
+                    bar.update()
     bar.close()
     return results, stats
 
