@@ -156,6 +156,14 @@ def _report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _timing_args(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options every latency bench takes: device, repeats, --no-onnx and its JSON file."""
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
+    parser.add_argument("--out", default=out, help="write the JSON result here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mer", description="Micro-expression recognition study")
     sub = p.add_subparsers(dest="command", required=True)
@@ -206,10 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba = bsub.add_parser("latency", help="every model's ms per clip at a dataset's paper sizes: PyTorch eager, ONNX "
                                          "Runtime, bf16/fp16 on CUDA")
     ba.add_argument("--dataset", default="casme2", help="whose params files give the sizes (default: casme2)")
-    ba.add_argument("--device", default="auto")
-    ba.add_argument("--repeats", type=int, default=10)
-    ba.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
-    ba.add_argument("--out", default="outputs/bench/latency.json", help="write the JSON result here")
+    _timing_args(ba, "outputs/bench/latency.json")
     ba.set_defaults(func=_bench_models)
     bg = bsub.add_parser("gpu", help="the paper profiles on CUDA: s/step, peak memory, data share, projected LOSO hours")
     bg.add_argument("--steps", type=int, default=5, help="timed training steps per params file")
@@ -221,10 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--config", choices=("quick", "paper"), default="paper", help="ST-MEMM configuration")
     bl.add_argument("--size", type=int, default=224, help="face size in px (the paper profiles: 224)")
     bl.add_argument("--patch", type=int, default=48, help="GAM-MER region patch in px (the paper profiles: 48)")
-    bl.add_argument("--device", default="auto")
-    bl.add_argument("--repeats", type=int, default=10)
-    bl.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
-    bl.add_argument("--out", default="outputs/bench/table5.json", help="write the JSON result here")
+    _timing_args(bl, "outputs/bench/table5.json")
     bl.set_defaults(func=_bench_latency)
 
     bs = bsub.add_parser("study", help="cold and warm `mer study` per notebook, and the fold-parallel speedup")

@@ -107,6 +107,24 @@ def folds_label(folds) -> str:
     return f"grouped {folds}-fold"
 
 
+def augment_of(params: dict) -> Augment:
+    """The training augmentation from the ``aug_*`` parameters (Augment's defaults for the
+    ones a notebook does not have)."""
+    fields = {f.name for f in dataclasses.fields(Augment)}
+    return Augment(**{k[4:]: v for k, v in params.items() if k.startswith("aug_") and k[4:] in fields})
+
+
+def train_config(params: dict, **changes) -> engine.TrainConfig:
+    """Training settings: every parameter named like a TrainConfig field, then ``changes``
+    (settings the paper fixes, such as its loss)."""
+    cfg = {}
+    for f in dataclasses.fields(engine.TrainConfig):
+        if f.name in params:
+            value = params[f.name]
+            cfg[f.name] = tuple(value) if isinstance(f.default, tuple) else value
+    return engine.TrainConfig(**{**cfg, **changes})
+
+
 def start(method: str, namespace: dict) -> "Run":
     """The run of ``method``'s notebook: its parameters (every name the notebook's
     ``parameters`` cell declares, read from ``namespace``, the notebook's ``globals()``),
@@ -155,10 +173,8 @@ class Run:
         return self.table
 
     def augment(self) -> Augment:
-        """The training augmentation from the ``aug_*`` parameters (Augment's defaults for the
-        ones a notebook does not have)."""
-        fields = {f.name for f in dataclasses.fields(Augment)}
-        return Augment(**{k[4:]: v for k, v in self.params.items() if k.startswith("aug_") and k[4:] in fields})
+        """The training augmentation from the ``aug_*`` parameters (:func:`augment_of`)."""
+        return augment_of(self.params)
 
     def frames_args(self, **extra) -> dict:
         """The preprocessing arguments every clip dataset takes from the parameters: size
@@ -189,14 +205,8 @@ class Run:
 
     # ------------------------------------------------------------------ training
     def config(self, **changes) -> engine.TrainConfig:
-        """Training settings: every parameter named like a TrainConfig field, then ``changes``
-        (settings the paper fixes, such as its loss)."""
-        cfg = {}
-        for f in dataclasses.fields(engine.TrainConfig):
-            if f.name in self.params:
-                value = self.params[f.name]
-                cfg[f.name] = tuple(value) if isinstance(f.default, tuple) else value
-        return engine.TrainConfig(**{**cfg, **changes})
+        """Training settings from the parameters, then ``changes`` (:func:`train_config`)."""
+        return train_config(self.params, **changes)
 
     def folds(self, which=None) -> list:
         """The folds of the ``folds`` parameter (LOSO or grouped k-fold), or of ``which``

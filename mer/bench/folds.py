@@ -3,7 +3,6 @@ LOSO, its SynthME params) trained on one worker (this process, as before) and on
 local Dask workers, each from scratch."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -15,21 +14,20 @@ def baseline_run(params: dict | None = None):
     """The baseline notebook's main run on SynthME as its notebook builds it: (dataset,
     folds, spec, TrainConfig, classes), from the notebook's defaults and its synth params."""
     from mer import data, models
-    from mer.preprocess import Augment, ClipDataset
+    from mer.notebook import augment_of, train_config
+    from mer.preprocess import ClipDataset
     from mer.study import load_params, method_notebook, notebook_defaults
     from mer.paths import project_root
-    from mer.train import engine, parallel, splits
+    from mer.train import parallel, splits
     p = {**notebook_defaults(method_notebook("baseline")),
          **load_params(project_root() / "params" / "baseline" / "synth.yaml"), **(params or {})}
     table = data.load(p["dataset"], p.get("data_root"), protocol=p.get("protocol"))
-    aug = Augment(**{k[4:]: v for k, v in p.items()
-                     if k.startswith("aug_") and k[4:] in {f.name for f in dataclasses.fields(Augment)}})
-    ds = ClipDataset(table.clips, "diff", size=p["input_size"], align=p["align"], augment=aug,
+    ds = ClipDataset(table.clips, "diff", size=p["input_size"], align=p["align"], augment=augment_of(p),
                      workers=parallel.available_cores(), cache_dir=p.get("cache_dir"))
     spec = models.Spec("resnet18_diff", num_classes=table.num_classes, in_chans=ds.in_chans,
                        pretrained_path=p.get("pretrained_path"))
-    cfg = engine.TrainConfig(**{f.name: p[f.name] for f in dataclasses.fields(engine.TrainConfig) if f.name in p})
-    return ds, splits.make_folds(table.clips, p.get("folds", "loso"), p.get("seed", 0)), spec, cfg, table.classes
+    return ds, splits.make_folds(table.clips, p.get("folds", "loso"), p.get("seed", 0)), spec, train_config(p), \
+        table.classes
 
 
 def fold_speedup(scratch: str | Path, workers: tuple[int, ...] = (1, 2), progress: bool = True) -> dict:

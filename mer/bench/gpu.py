@@ -88,13 +88,13 @@ def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, wa
     file on ``device`` (``smoke``: at smoke sizes, to check this code on a CPU)."""
     import torch
     from mer.bench.models import example, method_params
-    from mer.notebook import smoke_params
+    from mer.notebook import smoke_params, train_config
     from mer.train import engine
     from mer.train.losses import make_loss
     params = method_params(method, dataset, variant)
     if smoke:
         params = smoke_params(params)
-    cfg = engine.TrainConfig(**{k: params[k] for k in engine.TrainConfig.__dataclass_fields__ if k in params})
+    cfg = train_config(params)
     batch = int(cfg.batch_size)
     device = torch.device(device)
     cuda = device.type == "cuda"
