@@ -43,7 +43,8 @@ from mer.report import plots, reported, results
 from mer.train import engine, parallel, splits
 
 # Compute settings every notebook that has them takes in smoke mode.
-SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "ablation_folds": 2, "magnifier_steps": 2,
+SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "network_epochs": 1, "probe_epochs": 1,
+         "ablation_folds": 2, "magnifier_steps": 2,
          "magnifier_pairs": 8, "magnifier_face_pairs": 4, "check_pairs": 4, "face_check_pairs": 2, "latency_repeats": 1,
          "latency_onnx": False}
 # Input sizes in smoke mode: image side 32 px (every architecture of the study accepts it:
@@ -69,6 +70,8 @@ def smoke_params(params: dict) -> dict:
         single = [a for a in params["architectures"] if " and " not in str(a)][:1]
         dual = [a for a in params["architectures"] if " and " in str(a)][:1]
         out["architectures"] = single + dual or list(params["architectures"][:2])
+    if len(params.get("seeds") or []) > 1:  # one training seed: the spread over seeds is a real run's question
+        out["seeds"] = list(params["seeds"][:1])
     if "weights_dir" in params and params["weights_dir"] is None:  # smoke weights never sit beside real ones
         out["weights_dir"] = str(paths.smoke_dir() / "weights")
     out["smoke"] = True
@@ -349,12 +352,12 @@ class Run:
         """Saves ``fig`` as ``<out>/figures/<name>.png``."""
         return plots.save(fig, self.out, name)
 
-    def finish(self, main, ablation_table: pd.DataFrame | None = None, notes=()) -> dict:
-        """Writes metrics.json, predictions.csv, the MEGC-style log, the per-fold table and
-        curves; returns the metrics."""
+    def finish(self, main, ablation_table: pd.DataFrame | None = None, notes=(), extra: dict | None = None) -> dict:
+        """Writes metrics.json (with ``extra``'s entries), predictions.csv, the MEGC-style log,
+        the per-fold table and curves; returns the metrics."""
         metrics = results.write_run(self.out, method=self.method, table=self.table, result=main, params=self.params,
                                     ablations=ablation_table, runtime_s=time.perf_counter() - self.t_start,
-                                    device=self.device, notes=list(notes))
+                                    device=self.device, notes=list(notes), extra=extra)
         print(f"wrote {self.out / 'metrics.json'}, predictions.csv, predictions_megc.txt, figures/")
         print(f"UF1 {metrics['uf1']:.3f}{self.label}, runtime {metrics['runtime_s']} s")
         return metrics

@@ -143,12 +143,9 @@ def subject_scores(result, classes) -> dict:
     return subject_mean(p["y_true"], p["y_pred"], p["subject"].astype(str), list(classes))
 
 
-def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,
-              ablations: pd.DataFrame | None = None, runtime_s: float, device: str,
-              notes: list[str] | None = None) -> dict:
-    """Write the run's files under ``out_dir`` and return the metrics dict. ``notes``: what a
-    reader of the headline number must know (e.g. label-derived inputs); the report shows them
-    beside the number."""
+def write_predictions(out_dir: str | os.PathLike, result, table) -> Path:
+    """``<out_dir>/predictions.csv``: a run's pooled predictions with the dataset and the
+    class names (what :func:`compare_runs` and the report read); returns its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     classes = list(table.classes)
@@ -157,6 +154,19 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
     preds["true_class"] = [classes[i] for i in preds["y_true"]]
     preds["pred_class"] = [classes[i] for i in preds["y_pred"]]
     preds.to_csv(out / "predictions.csv", index=False)
+    return out / "predictions.csv"
+
+
+def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params: dict,
+              ablations: pd.DataFrame | None = None, runtime_s: float, device: str,
+              notes: list[str] | None = None, extra: dict | None = None) -> dict:
+    """Write the run's files under ``out_dir`` and return the metrics dict. ``notes``: what a
+    reader of the headline number must know (e.g. label-derived inputs); the report shows them
+    beside the number. ``extra``: further entries of metrics.json (a notebook's own results,
+    such as the reference networks' rows)."""
+    out = Path(out_dir)
+    classes = list(table.classes)
+    write_predictions(out, result, table)
     (out / "predictions_megc.txt").write_text(megc_log(result.predictions, table.dataset, classes))
     result.per_fold.to_csv(out / "per_fold.csv", index=False)
     result.curves.to_csv(out / "curves.csv", index=False)
@@ -174,7 +184,7 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "per_source": None if (ps := per_source(result, table)) is None else ps.to_dict(orient="records"),
         "subject_mean": {"note": SUBJECT_MEAN_NOTE, **subject_scores(result, classes)},
         "runtime_s": round(float(runtime_s), 1), "device": device, "git_commit": git_commit(),
-        "params": params, "notes": list(notes or []),
+        "params": params, "notes": list(notes or []), **(extra or {}),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     return metrics
