@@ -84,6 +84,8 @@ class FlowInput(ClipSet):
                                  cache_dir=cache_dir, workers=workers, progress=progress)
         self.clips, self.labels, self.stats = self.flows.clips, self.flows.labels, self.flows.stats
         self._maps = [self._make(i) for i in range(len(self.labels))]
+        # what a fold reads without augmentation, made once: a draw is then an index
+        self._plain = [self.tensor(i) for i in range(len(self.labels))]
 
     def _make(self, i: int) -> torch.Tensor:
         """Clip ``i``'s u, v, strain and magnitude at the input side (before normalising)."""
@@ -110,8 +112,11 @@ class FlowInput(ClipSet):
         return normalise_clip(x, self.channels, self.normalise).contiguous()
 
     def __getitem__(self, i: int):
-        return self.tensor(i), int(self.labels[i])
+        return self._plain[i], int(self.labels[i])
 
     def draw(self, i: int, train: bool) -> torch.Tensor:
-        """Item ``i`` as a fold sees it: augmented when ``train`` (torch's seeded RNG)."""
-        return self.tensor(i, self.augment if train else None)
+        """Item ``i`` as a fold sees it: augmented when ``train`` (torch's seeded RNG) and
+        the augmentation does anything."""
+        if train and self.augment != NO_AUGMENT:
+            return self.tensor(i, self.augment)
+        return self._plain[i]
