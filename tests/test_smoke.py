@@ -77,9 +77,10 @@ def test_params_file_runs_in_smoke_mode(job, real_trees, smoke_home):
     assert m["n_clips"] == len(table.clips) and m["n_subjects"] == table.clips["subject"].nunique() >= 3
     preds = pd.read_csv(out / "predictions.csv", dtype={"subject": str, "fold": str})
     assert len(preds) == len(table.clips) and preds["fold"].nunique() == m["n_subjects"]  # LOSO
-    assert m["params"]["epochs"] == 1 and m["params"].get("input_size", 32) == 32
-    for fig in ("confusion", "curves", "per_class"):
-        assert (out / "figures" / f"{fig}.png").is_file(), fig
+    assert m["params"].get("epochs", m["params"].get("network_epochs")) == 1
+    assert m["params"].get("input_size", 32) == 32
+    for fig in ("confusion", "curves", "per_class"):  # one per network where a notebook runs several
+        assert list((out / "figures").glob(f"{fig}*.png")), fig
     if paper.get("ablations"):
         assert m["ablations"] and {a["folds"] for a in m["ablations"]} == {"grouped 2-fold"}
     html = executed.with_suffix(".html").read_text()

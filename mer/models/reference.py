@@ -292,7 +292,8 @@ PROBE_REFERENCE = "STSTNet on flow (its own settings)"
 PROBE_BASELINE = "ResNet-18 on apex - onset (the baseline)"
 PROBES = {
     "input": [("STSTNet on apex - onset", PROBE_REFERENCE), ("ResNet-18 on flow", PROBE_BASELINE)],
-    "training budget": [("STSTNet with the baseline's training settings", PROBE_REFERENCE),
+    "training budget": [("STSTNet with MEB's settings (batch 32, weight decay 1e-3)", PROBE_REFERENCE),
+                        ("STSTNet with the baseline's training settings", PROBE_REFERENCE),
                         ("ResNet-18 baseline, twice its epochs", PROBE_BASELINE)],
     "augmentation": [("STSTNet with the study's augmentation", PROBE_REFERENCE),
                      ("ResNet-18 baseline without augmentation", PROBE_BASELINE)],
@@ -332,6 +333,7 @@ def probes(table, inputs: dict, run, network_epochs, probe_epochs: int, flow_siz
     common = run.frames_args()
     same = dict(seed=p.get("seed", 0), device=p.get("device", "auto"), amp=p.get("amp", "auto"))
     stst_cfg = run.config(**training("ststnet", network_epochs))
+    meb_cfg = dataclasses.replace(stst_cfg, batch_size=32, weight_decay=1e-3)  # the peer toolkit's STSTNet
     base_cfg = dataclasses.replace(base_cfg, **same)
     budget_cfg = dataclasses.replace(base_cfg, epochs=int(probe_epochs))
     long_cfg = dataclasses.replace(base_cfg, epochs=2 * base_cfg.epochs)
@@ -350,6 +352,7 @@ def probes(table, inputs: dict, run, network_epochs, probe_epochs: int, flow_siz
     return {
         PROBE_REFERENCE: (flow_small, stst, stst_cfg),
         "STSTNet on apex - onset": (diff_small, stst, stst_cfg),
+        "STSTNet with MEB's settings (batch 32, weight decay 1e-3)": (flow_small, stst, meb_cfg),
         "STSTNet with the baseline's training settings": (flow_small, stst, budget_cfg),
         "STSTNet with the study's augmentation": (flow_aug, stst, stst_cfg),
         "STSTNet with 8x its filters": (flow_small, stst.variant(widths=(24, 40, 64)), stst_cfg),
