@@ -4,8 +4,8 @@ networks; the study runs them under the same protocol as the five paper methods
 (``notebooks/06_reference_flow_networks.ipynb``), on :class:`~mer.preprocess.flow_input.FlowInput`.
 
 Sources. STSTNet: Liong, Gan, See, Khor, Huang, "Shallow triple stream three-dimensional CNN
-(STSTNet) for micro-expression recognition", FG 2019 (its authors' MATLAB and PyTorch code
-give the same layers). OFF-ApexNet: Gan, Liong, Yau, Huang, Tan, "OFF-ApexNet on
+(STSTNet) for micro-expression recognition", FG 2019 (the layers as its authors' PyTorch code and
+MEB define them). OFF-ApexNet: Gan, Liong, Yau, Huang, Tan, "OFF-ApexNet on
 micro-expression recognition system", Signal Processing: Image Communication 74, 2019.
 SSSNet: Varanka, Peng, Zhao, "Micro-expression recognition with noisy labels", HVEI 2021,
 as defined in its authors' benchmark library MEB (tvaranka/meb). RCN-A: Xia, Peng, Zhao,
@@ -21,20 +21,27 @@ stride 3 (padding 1) and dropout; the 16 maps concatenated, 2x2 average pool, on
 connected layer. 480 + 401 C parameters (1,683 for 3 classes).
   assumption: dropout 0.5 after each stream's pool (MEB; the authors' PyTorch code), ``dropout``.
   assumption: batch norm after the ReLU, as the authors' code orders it.
+  assumption: the input is the [0, 1] flow of FlowInput; the authors' PyTorch code feeds 8-bit
+  images of the normalised maps unscaled (0-255).
 
 OFF-ApexNet: the horizontal (u) and vertical (v) flow of the apex each through its own
 stream (28 px): 3x3 conv, 6 filters, ReLU, 2x2 max pool; 3x3 conv, 16 filters, ReLU, 2x2
 max pool; the two streams' features concatenated, two fully connected layers of 1024, the
 classifier (``streams="two"``, ``hidden=(1024, 1024)``: 2,661,211 parameters for 3 classes).
+  assumption: u and v in two streams and two hidden layers of 1024: the paper's design as this
+  study reads its description (the paper's text was not at hand; no author code was found;
+  the count equals a third-party reimplementation's 2.66 M). ``streams="one", hidden=(1024,)``
+  is MEB's reading (u and v as one 2-channel stream, one hidden layer: 807,909 parameters
+  for 3 classes), ``streams`` and ``hidden``.
   assumption: convolutions padded to keep the side ("same"), so each stream ends at 7 x 7 x 16.
   assumption: dropout 0.5 before each fully connected layer (MEB), ``dropout``.
-  assumption: ``streams="one", hidden=(1024,)`` is MEB's reading (u and v as one 2-channel
-  stream, one hidden layer: 807,909 parameters for 3 classes), kept as the option.
 
 SSSNet: u, v, strain at 64 px; 5x5 conv, 32 filters, ReLU, 3x3 max pool, batch norm,
 channel dropout; 3x3 conv, 64 filters, ReLU, 2x2 max pool, batch norm, channel dropout;
 fully connected 256, ReLU, dropout; the classifier (1,348,480 + 257 C parameters).
   assumption: dropout 0.5 everywhere (MEB's default), ``dropout``.
+  assumption: logits into the cross-entropy; MEB's 3-class notebook applied a softmax before
+  its cross-entropy (a double softmax), which is not followed.
 
 RCN-A: u, v, strain; 5x5 conv, F maps, batch norm, ReLU, 2x2 max pool, dropout; one
 recurrent convolutional layer (a 1x1 feed-forward conv, then the same 3x3 conv applied
@@ -52,14 +59,20 @@ maps, averaged over channels and min-max normalised per clip; then averaged over
   (fan out), batch norm 1 and 0, the classifier N(0, 0.01) with zero bias.
 
 Training settings (:data:`TRAINING`): each network's own; no augmentation and no learning
-rate schedule in any of them. STSTNet: Adam, lr 5e-5, 500 epochs (the paper's MATLAB code),
-batch 256 (the authors' code), no weight decay. OFF-ApexNet:
-  assumption: Adam, lr 1e-4, weight decay 1e-3, 3000 epochs, batch 32 (MEB's setting; the
-  paper's own settings were not found in any source read here).
-SSSNet: Adam, lr 1e-4, weight decay 1e-3, 200 epochs, batch 32 (MEB, its authors' library).
+rate schedule in any of them; cross-entropy (the notebook's TrainConfig default) for all.
+STSTNet: Adam, lr 5e-5, batch 256 (its authors' MATLAB and PyTorch scripts).
+  assumption: 500 epochs (the authors' MATLAB script; their PyTorch script trains 800) and no
+  weight decay (their PyTorch script; MEB uses 1e-3 with batch 32, the probe "MEB's settings").
+OFF-ApexNet:
+  assumption: Adam, lr 1e-4, weight decay 1e-3, 3000 epochs, batch 32: MEB's setting for its
+  one-stream reading, applied here to the two-stream one (the paper's own settings were not
+  found in any source read here).
+SSSNet: Adam, lr 1e-4, weight decay 1e-3, 200 epochs (MEB, its authors' library).
+  assumption: batch 32 (MEB's benchmark and 3-class runs; other MEB experiments use 64-256).
 RCN-A: SGD, lr 5e-4, momentum 0.9, no weight decay, 100 epochs, batch 64 (the authors'
-script; its StepLR is created but never stepped, so the rate is constant). Cross-entropy
-for all.
+script; its StepLR is created but never stepped, so the rate is constant).
+  assumption: for all four, bf16 mixed precision on CUDA (the notebook's ``amp: auto``); the
+  papers and MEB train in float32, which ``amp: off`` follows.
 """
 from __future__ import annotations
 

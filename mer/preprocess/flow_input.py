@@ -19,8 +19,19 @@ clips (no statistic crosses a fold's boundary):
 - ``standard``: each channel of each clip to zero mean and unit standard deviation.
 
 Training subsets augment with :class:`~mer.preprocess.dataset.Augment` of kind ``flow``
-(a horizontal flip negates u; a rotation turns the vectors), or not at all
-(``augment=None``, the papers' reading).
+(a horizontal flip negates u; a rotation turns the vectors; strain and magnitude move as
+scalar maps), or not at all (``augment=None``, the papers' reading).
+
+assumption: TV-L1 (``flow="tvl1"``), as STSTNet's authors point to; MEB computes its flow
+with Sun et al.'s "classic+nl-fast" (MATLAB), not available here.
+assumption: the flow is computed on dlib-aligned faces (the study's alignment) at
+``flow_size`` px; MEB uses its cropped faces at their own resolution.
+assumption: area-resize to ``size`` first, then the per-clip normalisation, so a channel
+spans exactly [0, 1] under ``minmax``; MEB min-max normalises at the computed resolution and
+then resizes with an anti-aliased filter without normalising again (``normalise``).
+assumption: optical strain from ``np.gradient`` as sqrt(ux^2 + vy^2 + (uy + vx)^2 / 2)
+(:func:`mer.preprocess.flow.optical_strain`); MEB uses Sobel derivatives and
+(uy^2 + vx^2) / 2 for the shear term.
 """
 from __future__ import annotations
 
@@ -105,9 +116,8 @@ class FlowInput(ClipSet):
 
     def tensor(self, i: int, augment: Augment | None = None) -> torch.Tensor:
         x = self._maps[i]
-        if augment is not None:  # flip and rotate as a flow: on u, v (+ the scalar maps) before picking
-            x = augment(x[None], "flow")[0]
-            x = torch.cat([x[:3], x[:2].pow(2).sum(0, keepdim=True).sqrt()])  # magnitude of the turned vectors
+        if augment is not None:  # flip and rotate as a flow, before picking: u and v turn, strain and
+            x = augment(x[None], "flow")[0]  # magnitude (computed before the resize, as unaugmented) move as maps
         x = x[[CHANNELS.index(c) for c in self.channels]]
         return normalise_clip(x, self.channels, self.normalise).contiguous()
 
