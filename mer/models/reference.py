@@ -376,15 +376,26 @@ def probes(table, inputs: dict, run, network_epochs, probe_epochs: int, flow_siz
     }
 
 
-def probe_findings(probe_table) -> str:
-    """One markdown line per probe: its UF1 against the row it changes (:data:`PROBES`)."""
+def probe_findings(probe_table, runs: dict | None = None, classes=None, seed: int = 0) -> str:
+    """One markdown line per probe: its UF1 against the row it changes (:data:`PROBES`), with
+    the paired subject-bootstrap 95% interval of the difference when ``runs`` (variant ->
+    CVResult) and ``classes`` are given."""
+    from mer.report.results import compare_predictions
     uf1 = probe_table.set_index("variant")["uf1"]
     lines = []
     for cause, rows in PROBES.items():
         for row, against in rows:
-            if row in uf1 and against in uf1:
-                lines.append(f"- **{cause}**: {row}: UF1 {uf1[row]:.3f}, {uf1[row] - uf1[against]:+.3f} against "
-                             f"{against} ({uf1[against]:.3f})")
+            if row not in uf1 or against not in uf1:
+                continue
+            interval = ""
+            if runs is not None and classes is not None and row in runs and against in runs:
+                cmp = compare_predictions(runs[row].predictions, runs[against].predictions, classes, row, against,
+                                          n_boot=1000, seed=seed)
+                if not cmp.skipped:
+                    b = cmp.boot
+                    interval = f", 95% interval [{b['low']:+.3f}, {b['high']:+.3f}]"
+            lines.append(f"- **{cause}**: {row}: UF1 {uf1[row]:.3f}, {uf1[row] - uf1[against]:+.3f}{interval} against "
+                         f"{against} ({uf1[against]:.3f})")
     return "\n".join(lines)
 
 

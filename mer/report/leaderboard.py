@@ -53,7 +53,8 @@ def entries(runs: list[dict]) -> list[dict]:
                             "predictions": folder / net["predictions"],
                             "strongest": net["network"] == r.get("strongest")})
             continue
-        out.append({"name": r["method"], "method": r["method"],
+        shown = r["method"] if folder.name == r["method"] else f"{r['method']} ({folder.name})"
+        out.append({"name": shown, "method": r["method"],
                     "kind": "baseline" if r["method"] == BASELINE else "method", "acc": r["acc"], "uf1": r["uf1"],
                     "uar": r["uar"], "labels": r["labels"], "predictions": folder / "predictions.csv",
                     "strongest": False})
