@@ -24,7 +24,7 @@ every clip is still loaded, aligned and preprocessed as in the real run, every f
 drawn and every table filled, but each model trains :data:`SMOKE` ``epochs`` (1), the
 ablations use two folds, the magnifier trains a few steps on a few pairs, pre-training
 runs one epoch, images and frame counts are cut to the smallest the architecture
-accepts (:data:`SMOKE_SIZES`), and TDSGCN's Table VI runs two of its architectures (the
+accepts (:data:`SMOKE_SIZES`; the reference networks' flow at 64 px, their largest fixed side), and TDSGCN's Table VI runs two of its architectures (the
 first single and the first dual SGCN), each pre-trained and trained per branch. Smoke results go to ``outputs/smoke/<dataset>/<method>/``
 and are labelled smoke in ``metrics.json`` and in the report; their numbers mean nothing.
 """
@@ -51,7 +51,7 @@ SMOKE = {"epochs": 1, "pretrain_epochs": 1, "reference_epochs": 1, "network_epoc
 # checked by tests/test_smoke.py) and the fewest frames a sequence model takes with the
 # apex among them. TDSGCN's graph side is part of its architecture (the coarsening
 # levels): it stays, and the flow is computed at that side.
-SMOKE_SIZES = {"input_size": 32, "frames": 3}
+SMOKE_SIZES = {"input_size": 32, "frames": 3, "rcn_side": 32}
 SMOKE_PATCH_MIN = 8  # px: GAM-MER's region patches scale with the image, down to this
 BASELINE = "baseline (ResNet-18, apex - onset)"
 EXAMPLE_SIDE = 160  # px of the example clips' figure
@@ -66,6 +66,8 @@ def smoke_params(params: dict) -> dict:
         out["patch"] = max(SMOKE_PATCH_MIN, round(params["patch"] * out["input_size"] / params["input_size"]))
     if "flow_size" in params and "side" in params:
         out["flow_size"] = params["side"]
+    elif "flow_size" in params:  # the reference networks: the flow at their largest fixed side (SSSNet's 64 px)
+        out["flow_size"] = min(int(params["flow_size"]), 64)
     if len(params.get("architectures") or []) > 2:  # TDSGCN's Table VI: one single and one dual SGCN run the rows
         single = [a for a in params["architectures"] if " and " not in str(a)][:1]
         dual = [a for a in params["architectures"] if " and " in str(a)][:1]

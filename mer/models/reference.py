@@ -51,7 +51,7 @@ spatial attention map; the classifier. The attention map is built from the class
 own weights: per class, its weights reshaped to (F, P, P) times the first block's pooled
 maps, averaged over channels and min-max normalised per clip; then averaged over classes.
 10 F^2 + 84 F + (P^2 F + 1) C parameters.
-  assumption: input 60 px (MEB; the authors' code does not say), set by the notebook.
+  assumption: input 60 px (MEB; the authors' code does not say), the notebook's ``rcn_side``.
   assumption: F = 64 feature maps and pool size P = 7, the authors' script's defaults
   (MEB uses P = 5), ``features`` and ``pool``.
   assumption: dropout 0.5 (torch's default, as in the authors' code), ``dropout``.
@@ -91,6 +91,13 @@ INPUTS = {
     "sssnet": ("SSSNet", 64, ("u", "v", "strain")),
     "rcn_a": ("RCN-A", 60, ("u", "v", "strain")),
 }
+def input_of(name: str, rcn_side: int = 60) -> tuple[str, int, tuple[str, ...]]:
+    """(shown name, input side, channels) of ``name``; RCN-A reads any side (its adaptive
+    pool fixes the classifier), ``rcn_side`` (60 px, MEB's; 32 in smoke mode)."""
+    shown, side, channels = INPUTS[name]
+    return shown, (int(rcn_side) if name == "rcn_a" else side), channels
+
+
 # name -> each network's own training settings (module docstring), as TrainConfig fields
 TRAINING = {
     "ststnet": dict(optimizer="adam", lr=5e-5, weight_decay=0.0, epochs=500, batch_size=256, scheduler="none"),
