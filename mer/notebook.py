@@ -265,6 +265,19 @@ class Run:
         titles = [f"{r.subject}/{r.clip} ({self.table.classes[r.label]})" for r in clips.itertuples()]
         return default_collate([ds.item(i) for i in pick]), titles
 
+    def settings_of(self, method: str) -> tuple[dict, engine.TrainConfig, Augment]:
+        """Another method's run settings on this dataset: its notebook's defaults, then its
+        params file for this dataset when there is one, shrunk in smoke mode: (params,
+        TrainConfig, Augment). The reference notebook's probes train the baseline this way."""
+        from mer.study import load_params, method_notebook, notebook_defaults
+        params = notebook_defaults(method_notebook(method))
+        pfile = paths.project_root() / "params" / method / f"{self.dataset}.yaml"
+        if pfile.is_file():
+            params.update(load_params(pfile))
+        if self.smoke:
+            params = smoke_params(params)
+        return params, train_config(params), augment_of(params)
+
     # ------------------------------------------------------------------ comparisons
     def against_baseline(self, main, name: str, show: bool = True) -> results.Comparison:
         """This run against the finished baseline run of the same dataset (subject bootstrap
@@ -353,6 +366,12 @@ class Run:
     def figure(self, fig, name: str) -> Path:
         """Saves ``fig`` as ``<out>/figures/<name>.png``."""
         return plots.save(fig, self.out, name)
+
+    def save_predictions(self, result, name: str) -> str:
+        """A further result's pooled predictions as ``<out>/<name>/predictions.csv`` (what the
+        report reads for a run's extra rows); returns that path relative to ``out``."""
+        path = results.write_predictions(self.out / name, result, self.table)
+        return path.relative_to(self.out).as_posix()
 
     def finish(self, main, ablation_table: pd.DataFrame | None = None, notes=(), extra: dict | None = None) -> dict:
         """Writes metrics.json (with ``extra``'s entries), predictions.csv, the MEGC-style log,

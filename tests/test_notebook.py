@@ -264,3 +264,31 @@ def test_a_params_variant_runs_beside_its_dataset():
     assert all(j.params_file.stem == "casme3" for j in find_jobs("casme3"))
     with pytest.raises(FileNotFoundError, match="no method has the variant 'nope'"):
         find_jobs("casme3", variant="nope")
+
+
+def test_reference_notebook_through_papermill(tmp_path):
+    """The reference notebook on a tiny SynthME set in smoke mode (the probes' baseline rows
+    then train one epoch): every network it is given, the probes with their intervals, the
+    per-network predictions the report reads."""
+    data_root = tiny_synth(tmp_path)
+    outputs = tmp_path / "outputs"
+    run_dir = outputs / "synth" / "reference"
+    params = {"dataset": "synth", "data_root": str(data_root), "networks": ["ststnet", "rcn_a"], "smoke": True,
+              "workers": 1, "cache_dir": str(tmp_path / "cache"), "output_dir": str(run_dir)}
+    executed = run_dir / "06_reference_flow_networks.ipynb"
+    execute(project_root() / "notebooks" / "06_reference_flow_networks.ipynb", executed, params, progress=False)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["method"] == "reference" and m["n_clips"] == 12
+    assert [n["network"] for n in m["networks"]] == ["ststnet", "rcn_a"] and m["strongest"] in ("ststnet", "rcn_a")
+    best = next(n for n in m["networks"] if n["network"] == m["strongest"])
+    assert m["uf1"] == best["uf1"] and m["notes"] and "picked after testing" in m["notes"][0]
+    for n in m["networks"]:
+        preds = pd.read_csv(run_dir / n["predictions"])
+        assert len(preds) == 12 and n["seeds"]["seeds"] == "0" and n["seeds"]["UF1 mean"] == n["uf1"]
+    from mer.models.reference import PROBE_BASELINE, PROBE_REFERENCE
+    variants = [a["variant"] for a in m["ablations"]]
+    assert PROBE_REFERENCE in variants and PROBE_BASELINE in variants and len(variants) == 10
+    check_rendered(run_dir, executed, ("flow_examples", "curves_ststnet", "confusion_rcn_a", "per_class", "ablations"),
+                   ("STSTNet", "RCN-A", "95% interval", "No finished baseline", "reported", "MEB rerun"))
+    board = build_report(outputs, smoke=True).read_text()  # smoke runs have their own report
+    assert "STSTNet (reference)" in board or "STSTNet (strongest reference)" in board

@@ -87,14 +87,15 @@ def bench_one(method: str, dataset: str, variant: str | None, steps: int = 5, wa
     """Seconds per training step, peak memory and the projected LOSO hours of one params
     file on ``device`` (``smoke``: at smoke sizes, to check this code on a CPU)."""
     import torch
-    from mer.bench.models import example, method_params
+    import dataclasses
+    from mer.bench.models import example, method_params, train_settings
     from mer.notebook import smoke_params, train_config
     from mer.train import engine
     from mer.train.losses import make_loss
     params = method_params(method, dataset, variant)
     if smoke:
         params = smoke_params(params)
-    cfg = train_config(params)
+    cfg = dataclasses.replace(train_config(params), **train_settings(method, params))
     batch = int(cfg.batch_size)
     device = torch.device(device)
     cuda = device.type == "cuda"

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 # Method ids in notebook order (00_baseline ... 05_cva_fpf): every method with a notebook.
-METHODS: tuple[str, ...] = ("baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf")
+METHODS: tuple[str, ...] = ("baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf", "reference")
 
 
 def method_params(method: str, dataset: str, variant: str | None = None) -> dict:
@@ -93,6 +93,9 @@ def example(method: str, params: dict, batch: int = 1, num_classes: int | None =
     - atm_gcn: every clip has all T frames (``length`` = T with sampling "rate") and a
       random apex position in 1..T-1.
     - cva_fpf: the AU vectors are random binary vectors of the vocabulary's length.
+    - reference: the notebook trains several networks; the example is the first of its
+      ``networks`` (STSTNet in every profile) on random flow maps in [0, 1] at that network's
+      side, trained with that network's own settings (:func:`train_settings`).
     """
     if method not in BUILDERS:
         raise KeyError(f"no benchmark model for {method!r}; known: {', '.join(METHODS)}")
@@ -265,5 +268,25 @@ def _cva_fpf(p: dict, classes: int, batch: int, g: torch.Generator):
     return spec(), inputs, f"onset, apex {_shape(frames)} + aus {_shape(aus)}"
 
 
+def _reference(p: dict, classes: int, batch: int, g: torch.Generator):
+    from mer import models
+    from mer.models import reference
+    name = p["networks"][0]
+    shown, side, channels = reference.input_of(name, p.get("rcn_side", 60))
+    # FlowInput: (channels, side, side) per-clip min-max normalised flow maps
+    x = torch.rand(batch, len(channels), side, side, generator=g)
+    spec = models.Spec(name, num_classes=classes, in_chans=len(channels), input_size=side)
+    return spec(), (x,), f"{shown}: {', '.join(channels)} {_shape(x)}"
+
+
 BUILDERS: dict[str, Callable] = {"baseline": _baseline, "mer_gcn": _mer_gcn, "gam_mm_mer": _gam_mm_mer,
-                                 "tdsgcn": _tdsgcn, "atm_gcn": _atm_gcn, "cva_fpf": _cva_fpf}
+                                 "tdsgcn": _tdsgcn, "atm_gcn": _atm_gcn, "cva_fpf": _cva_fpf, "reference": _reference}
+
+
+def train_settings(method: str, params: dict) -> dict:
+    """Training settings the notebook gives the example's model beyond the parameters named
+    like TrainConfig fields (the reference networks' own optimizer, lr, epochs and batch)."""
+    if method == "reference":
+        from mer.models import reference
+        return reference.training(params["networks"][0], params.get("network_epochs"))
+    return {}

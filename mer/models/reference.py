@@ -322,34 +322,20 @@ PROBES = {
 }
 
 
-def baseline_settings(dataset: str, smoke: bool = False, variant: str | None = None):
-    """The baseline's run settings on ``dataset`` (its notebook's defaults, then its params
-    file when there is one, shrunk in smoke mode): (params, TrainConfig, Augment)."""
-    from mer import notebook
-    from mer.paths import project_root
-    from mer.study import load_params, method_notebook, notebook_defaults
-    params = notebook_defaults(method_notebook("baseline"))
-    pfile = project_root() / "params" / "baseline" / f"{dataset}{'.' + variant if variant else ''}.yaml"
-    if pfile.is_file():
-        params.update(load_params(pfile))
-    if smoke:
-        params = notebook.smoke_params(params)
-    return params, notebook.train_config(params), notebook.augment_of(params)
-
-
-def probes(table, inputs: dict, run, network_epochs, probe_epochs: int, flow_size: int, normalise: str,
-           flow: str) -> dict:
+def probes(table, inputs: dict, run, baseline: tuple, network_epochs, probe_epochs: int, flow_size: int,
+           normalise: str, flow: str) -> dict:
     """The probe rows (:data:`PROBES`) as ablation variants ``name -> (dataset, model,
     TrainConfig)``, every one at the notebook's seed and device. STSTNet keeps its own
     settings but for the probe's change; the ResNet-18 rows take the baseline's settings on
-    this dataset (:func:`baseline_settings`); ``probe_epochs`` is the budget of the "baseline's
+    this dataset, ``baseline`` = (params, TrainConfig, Augment) (the notebook's
+    ``run.settings_of("baseline")``); ``probe_epochs`` is the budget of the "baseline's
     training settings" row."""
     from mer.models.spec import Spec
     from mer.preprocess import ClipDataset
     from mer.preprocess.flow_input import FlowInput, NO_AUGMENT
     p = run.params
     _, side, channels = INPUTS["ststnet"]
-    base_params, base_cfg, base_aug = baseline_settings(p["dataset"], run.smoke)
+    base_params, base_cfg, base_aug = baseline
     common = run.frames_args()
     same = dict(seed=p.get("seed", 0), device=p.get("device", "auto"), amp=p.get("amp", "auto"))
     stst_cfg = run.config(**training("ststnet", network_epochs))
@@ -383,42 +369,35 @@ def probes(table, inputs: dict, run, network_epochs, probe_epochs: int, flow_siz
     }
 
 
-def probe_findings(probe_table, runs: dict | None = None, classes=None, seed: int = 0) -> str:
+def probe_findings(probe_table, compare=None) -> str:
     """One markdown line per probe: its UF1 against the row it changes (:data:`PROBES`), with
-    the paired subject-bootstrap 95% interval of the difference when ``runs`` (variant ->
-    CVResult) and ``classes`` are given."""
-    from mer.report.results import compare_predictions
+    the paired subject-bootstrap 95% interval of the difference when ``compare(row,
+    against)`` gives that comparison (the notebook's ``run.compare`` on the two runs)."""
     uf1 = probe_table.set_index("variant")["uf1"]
     lines = []
     for cause, rows in PROBES.items():
         for row, against in rows:
             if row not in uf1 or against not in uf1:
                 continue
-            interval = ""
-            if runs is not None and classes is not None and row in runs and against in runs:
-                cmp = compare_predictions(runs[row].predictions, runs[against].predictions, classes, row, against,
-                                          n_boot=1000, seed=seed)
-                if not cmp.skipped:
-                    b = cmp.boot
-                    interval = f", 95% interval [{b['low']:+.3f}, {b['high']:+.3f}]"
+            cmp = compare(row, against) if compare is not None else None
+            interval = f", 95% interval [{cmp.boot['low']:+.3f}, {cmp.boot['high']:+.3f}]" \
+                if cmp is not None and not cmp.skipped else ""
             lines.append(f"- **{cause}**: {row}: UF1 {uf1[row]:.3f}, {uf1[row] - uf1[against]:+.3f}{interval} against "
                          f"{against} ({uf1[against]:.3f})")
     return "\n".join(lines)
 
 
-def summary(results: dict, strongest: str, spread, out, table, network_epochs) -> dict:
+def summary(results: dict, strongest: str, spread, predictions: dict, network_epochs) -> dict:
     """What ``metrics.json`` carries beside the headline (the strongest network's scores):
-    each network's row, its predictions written to ``<out>/<name>/predictions.csv``."""
-    from pathlib import Path
-    from mer.report.results import write_predictions
+    each network's row, with ``predictions[name]``, its predictions file relative to the run's
+    folder (the notebook's ``run.save_predictions``)."""
     rows = []
     by_name = spread.set_index("network") if spread is not None else None
     for name, r in results.items():
-        path = write_predictions(Path(out) / name, r, table)
         shown = INPUTS[name][0]
         row = {"network": name, "name": shown, "acc": r.metrics["acc"], "uf1": r.metrics["uf1"],
                "uar": r.metrics["uar"], "epochs": training(name, network_epochs)["epochs"],
-               "train_s": round(r.seconds, 1), "predictions": path.relative_to(Path(out)).as_posix()}
+               "train_s": round(r.seconds, 1), "predictions": predictions[name]}
         if by_name is not None and shown in by_name.index:
             row["seeds"] = {k: v for k, v in by_name.loc[shown].items() if k != "seeds"} | {
                 "seeds": by_name.loc[shown, "seeds"]}
