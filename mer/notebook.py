@@ -24,8 +24,9 @@ every clip is still loaded, aligned and preprocessed as in the real run, every f
 drawn and every table filled, but each model trains :data:`SMOKE` ``epochs`` (1), the
 ablations use two folds, the magnifier trains a few steps on a few pairs, pre-training
 runs one epoch, images and frame counts are cut to the smallest the architecture
-accepts (:data:`SMOKE_SIZES`; the reference networks' flow at 64 px, their largest fixed side), and TDSGCN's Table VI runs two of its architectures (the
-first single and the first dual SGCN), each pre-trained and trained per branch. Smoke results go to ``outputs/smoke/<dataset>/<method>/``
+accepts (:data:`SMOKE_SIZES`; the reference networks' flow at 64 px, their largest fixed
+side), and TDSGCN's Table VI runs two of its architectures (the first single and the first
+dual SGCN), each pre-trained and trained per branch. Smoke results go to ``outputs/smoke/<dataset>/<method>/``
 and are labelled smoke in ``metrics.json`` and in the report; their numbers mean nothing.
 """
 from __future__ import annotations
@@ -269,11 +270,8 @@ class Run:
         """Another method's run settings on this dataset: its notebook's defaults, then its
         params file for this dataset when there is one, shrunk in smoke mode: (params,
         TrainConfig, Augment). The reference notebook's probes train the baseline this way."""
-        from mer.study import load_params, method_notebook, notebook_defaults
-        params = notebook_defaults(method_notebook(method))
-        pfile = paths.project_root() / "params" / method / f"{self.dataset}.yaml"
-        if pfile.is_file():
-            params.update(load_params(pfile))
+        from mer.study import method_params
+        params = method_params(method, self.dataset, required=False)
         if self.smoke:
             params = smoke_params(params)
         return params, train_config(params), augment_of(params)

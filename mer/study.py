@@ -79,6 +79,17 @@ def notebook_defaults(notebook: Path) -> dict:
     return {name: ast.literal_eval(p["default"]) for name, p in pm.inspect_notebook(str(notebook)).items()}
 
 
+def method_params(method: str, dataset: str, variant: str | None = None, required: bool = True) -> dict:
+    """What ``method``'s notebook runs with on ``dataset``: its parameter defaults
+    (:func:`notebook_defaults`) updated by ``params/<method>/<dataset>[.<variant>].yaml``. A
+    missing params file is an error naming it, or with ``required=False`` the defaults alone."""
+    name = f"{dataset}.{variant}" if variant else dataset
+    path = project_root() / "params" / method / f"{name}.yaml"
+    if not path.is_file() and required:
+        raise FileNotFoundError(f"no params file {path.relative_to(project_root())}")
+    return {**notebook_defaults(method_notebook(method)), **(load_params(path) if path.is_file() else {})}
+
+
 def ensure_kernel() -> str:
     """Register this environment's Python as the Jupyter kernel ``mer`` if it is not yet."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel

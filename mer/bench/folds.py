@@ -16,11 +16,9 @@ def baseline_run(params: dict | None = None):
     from mer import data, models
     from mer.notebook import augment_of, train_config
     from mer.preprocess import ClipDataset
-    from mer.study import load_params, method_notebook, notebook_defaults
-    from mer.paths import project_root
+    from mer.study import method_params
     from mer.train import parallel, splits
-    p = {**notebook_defaults(method_notebook("baseline")),
-         **load_params(project_root() / "params" / "baseline" / "synth.yaml"), **(params or {})}
+    p = {**method_params("baseline", "synth"), **(params or {})}
     table = data.load(p["dataset"], p.get("data_root"), protocol=p.get("protocol"))
     ds = ClipDataset(table.clips, "diff", size=p["input_size"], align=p["align"], augment=augment_of(p),
                      workers=parallel.available_cores(), cache_dir=p.get("cache_dir"))

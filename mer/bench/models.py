@@ -21,21 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from mer.study import method_params  # noqa: F401  (what the notebook runs with: the benchmarks' sizes)
+
 # Method ids in notebook order (00_baseline ... 05_cva_fpf): every method with a notebook.
 METHODS: tuple[str, ...] = ("baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf", "reference")
-
-
-def method_params(method: str, dataset: str, variant: str | None = None) -> dict:
-    """What the notebook would run with for params/<method>/<dataset>[.<variant>].yaml: the
-    notebook's parameter defaults (mer.study.notebook_defaults(mer.study.method_notebook(method)))
-    updated by that params file (mer.study.load_params)."""
-    from mer.paths import project_root
-    from mer.study import load_params, method_notebook, notebook_defaults
-    name = f"{dataset}.{variant}" if variant else dataset
-    path = project_root() / "params" / method / f"{name}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no params file {path.relative_to(project_root())}")
-    return {**notebook_defaults(method_notebook(method)), **load_params(path)}
 
 
 @dataclass

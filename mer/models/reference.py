@@ -343,8 +343,10 @@ def probes(table, inputs: dict, run, baseline: tuple, network_epochs, probe_epoc
     base_cfg = dataclasses.replace(base_cfg, **same)
     budget_cfg = dataclasses.replace(base_cfg, epochs=int(probe_epochs))
     long_cfg = dataclasses.replace(base_cfg, epochs=2 * base_cfg.epochs)
-    flow_small = inputs.get((side, channels)) or FlowInput(table.clips, size=side, flow_size=flow_size,
-                                                           channels=channels, normalise=normalise, flow=flow, **common)
+    flow_small = inputs.get((side, channels))
+    if flow_small is None:  # the notebook ran no network on STSTNet's input
+        flow_small = FlowInput(table.clips, size=side, flow_size=flow_size, channels=channels, normalise=normalise,
+                               flow=flow, **common)
     stst = Spec("ststnet", num_classes=table.num_classes, in_chans=3, input_size=side)
     size = int(base_params.get("input_size", 64))
     diff = ClipDataset(table.clips, "diff", augment=base_aug, **{**common, "size": size})
@@ -399,8 +401,7 @@ def summary(results: dict, strongest: str, spread, predictions: dict, network_ep
                "uar": r.metrics["uar"], "epochs": training(name, network_epochs)["epochs"],
                "train_s": round(r.seconds, 1), "predictions": predictions[name]}
         if by_name is not None and shown in by_name.index:
-            row["seeds"] = {k: v for k, v in by_name.loc[shown].items() if k != "seeds"} | {
-                "seeds": by_name.loc[shown, "seeds"]}
+            row["seeds"] = by_name.loc[shown].to_dict()
         rows.append(row)
     return {"networks": rows, "strongest": strongest,
             "headline": f"the strongest of {len(results)} reference networks by pooled UF1 on this run's own test "
