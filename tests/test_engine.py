@@ -330,3 +330,54 @@ def test_mixed_precision_trains_and_is_off_on_cpu_by_default():
     assert res.curve[-1]["loss"] < 0.5 * res.curve[0]["loss"]  # trains under bf16 autocast
     probs = engine.predict(small_model(), ds.subset(np.arange(5), False), cpu, amp="bf16")
     assert probs.dtype == np.float32 and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+class AugmentedToy(ToyData):
+    """ToyData whose training items draw flips and shifts from torch's global RNG, as the
+    study's augmentation does: any draw the diagnostic took would change later batches."""
+
+    def subset(self, idx, train):
+        return ArraySubset(self.x, self.labels, np.asarray(idx), flip=train, shift=1 if train else 0)
+
+
+def test_test_epoch_diagnostic_leaves_predictions_alone_and_measures_selection(tmp_path):
+    ds = AugmentedToy()
+    folds = splits.loso(ds.clips)
+    honest = engine.run_cv(ds, folds, small_model, CFG, tmp_path / "a", CLASSES, progress=False)
+    watched_cfg = engine.TrainConfig(**{**CFG.__dict__, "test_epochs": True})
+    watched = engine.run_cv(ds, folds, small_model, watched_cfg, tmp_path / "b", CLASSES, progress=False)
+    # the diagnostic never feeds training: the same predictions, to the probability
+    pd.testing.assert_frame_equal(honest.predictions, watched.predictions)
+    assert honest.epoch_preds is None and honest.test_selection() is None
+    # and it is not part of the cache key: the honest run's records are the same run...
+    assert engine.config_ident(CFG) == engine.config_ident(watched_cfg)
+    # ...but records without per-epoch predictions are retrained when the diagnostic is wanted
+    again = engine.run_cv(ds, folds, small_model, watched_cfg, tmp_path / "a", CLASSES, progress=False)
+    assert again.folds_resumed == 0 and again.epoch_preds is not None
+    resumed = engine.run_cv(ds, folds, small_model, watched_cfg, tmp_path / "a", CLASSES, progress=False)
+    assert resumed.folds_resumed == len(folds)
+    for fold in folds:
+        per_epoch = watched.epoch_preds[fold.name]
+        assert per_epoch.shape == (len(fold.test_idx), CFG.epochs)
+        final = watched.predictions.loc[watched.predictions["fold"] == fold.name, "y_pred"].to_numpy()
+        np.testing.assert_array_equal(per_epoch[:, -1], final)  # the last epoch is the honest prediction
+    sel = watched.test_selection()
+    assert sel["honest_uf1"] == pytest.approx(watched.metrics["uf1"])
+    assert sel["uf1_by_epoch"][-1] == pytest.approx(watched.metrics["uf1"])
+    assert sel["epoch_best_uf1"] == pytest.approx(max(sel["uf1_by_epoch"]))
+    assert sel["inflation_uf1"] == pytest.approx(sel["fold_best_uf1"] - sel["honest_uf1"])
+
+
+def test_test_selection_picks_each_folds_best_epoch():
+    from mer.train.metrics import test_selection
+    preds = pd.DataFrame({"fold": ["f1"] * 3 + ["f2"] * 3, "y_true": [0, 1, 2, 0, 1, 2],
+                          "y_pred": [0, 0, 0, 0, 0, 0]})
+    # fold 1 is right at epoch 1 only, fold 2 at epoch 2 only; the last epoch predicts class 0 throughout
+    epoch_preds = {"f1": np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]]), "f2": np.array([[1, 0, 0], [2, 1, 0], [0, 2, 0]])}
+    sel = test_selection(preds, epoch_preds, CLASSES)
+    assert sel["fold_best_uf1"] == pytest.approx(1.0)  # each fold at its own best epoch: all right
+    assert sel["honest_uf1"] == pytest.approx(1 / 6)  # class 0's F1 0.5, the others 0
+    assert sel["epochs"] == 3 and sel["best_epoch"] in (1, 2)
+    assert sel["epoch_best_uf1"] < 1.0  # no single epoch is right in both folds
+    with pytest.raises(ValueError, match="f2"):
+        test_selection(preds, {"f1": epoch_preds["f1"]}, CLASSES)

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from mer.progress import tqdm
 
 from mer.paths import content_key, replace_atomic, safe_name
 from mer.train.losses import make_loss
@@ -56,14 +56,24 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = ()  # milestones only: optimizer steps (iterations) at which the lr is
     milestone_gamma: float = 0.5  # multiplied by this (p1: halved at 20 000 iterations)
     amp: str = "auto"  # mixed precision: bf16 | fp16 | off; auto: bf16 on CUDA, off on CPU
+    # diagnostic, off by default: after every epoch also predict the fold's test subjects and keep
+    # those predictions in the fold's record, to measure what picking an epoch on the test subject
+    # would report (:func:`mer.train.metrics.test_selection`). They never feed training, selection
+    # or the run's predictions (the block runs with the RNGs preserved); not part of the cache key.
+    test_epochs: bool = False
 
 
 AMP = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
 
+DIAGNOSTIC_FIELDS = ("test_epochs",)  # settings that add to a fold's record without changing its predictions
+
+
 def config_ident(cfg: TrainConfig) -> dict:
-    """The training settings as they enter a run's cache key: every field."""
-    return asdict(cfg)
+    """The training settings as they enter a run's cache key: every field but the
+    diagnostics (:data:`DIAGNOSTIC_FIELDS`), which change what a record holds, not its
+    predictions."""
+    return {k: v for k, v in asdict(cfg).items() if k not in DIAGNOSTIC_FIELDS}
 
 
 class PerFold:
@@ -247,16 +257,21 @@ def loader(ds, batch_size: int, device: torch.device, **kw) -> DataLoader:
 class FitResult:
     curve: list[dict]
     seconds: float
+    watched: list = field(default_factory=list)  # what ``watch`` returned after each epoch
 
 
 def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.device,
-        desc: str = "epochs", progress: bool = True, val_ds=None) -> FitResult:
+        desc: str = "epochs", progress: bool = True, val_ds=None, watch: Callable | None = None) -> FitResult:
     """Train ``model`` on ``train_ds`` for ``cfg.epochs``; returns the per-epoch curve.
 
     With ``val_ds`` (which must hold training subjects only) each epoch also scores it
     (``val_loss``, ``val_acc``); with ``cfg.patience`` > 0 as well (early stopping),
     training stops after ``patience`` epochs without a lower validation loss and the
     weights of the best epoch are restored.
+
+    ``watch(model)``, when given, is called after every epoch with the global RNGs preserved
+    and gradients off; its return values are kept in ``watched`` and never used here (the
+    test-epoch diagnostic: ``TrainConfig.test_epochs``).
     """
     gen = torch.Generator().manual_seed(seed)
     drop_last = len(train_ds) > cfg.batch_size and len(train_ds) % cfg.batch_size == 1  # BN needs >1
@@ -268,7 +283,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
     per_step = cfg.scheduler == "milestones"
     stopping = val_ds is not None and cfg.patience > 0
     best_loss, best_state, waited = float("inf"), None, 0
-    curve, t0 = [], time.perf_counter()
+    curve, watched, t0 = [], [], time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress)
     for epoch in bar:
         model.train()
@@ -308,6 +323,9 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
             else:
                 waited += 1
         curve.append(row)
+        if watch is not None:
+            with preserved_rng(), torch.no_grad():
+                watched.append(watch(model))
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.2f}")
         if stopping and waited >= cfg.patience:
             break
@@ -315,7 +333,7 @@ def fit(model: nn.Module, train_ds, cfg: TrainConfig, seed: int, device: torch.d
         model.load_state_dict(best_state)
         for row in curve:
             row["best"] = row["val_loss"] == best_loss
-    return FitResult(curve, time.perf_counter() - t0)
+    return FitResult(curve, time.perf_counter() - t0, watched)
 
 
 @torch.no_grad()
@@ -372,6 +390,18 @@ class CVResult:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     folds_stale: int = 0  # records found on disk from other code, settings or source frames: recomputed
+    # with TrainConfig.test_epochs: fold name -> (test clips x epochs) predicted classes, the
+    # clips in the order of ``predictions``; a diagnostic, never the run's result
+    epoch_preds: dict | None = None
+
+    def test_selection(self) -> dict | None:
+        """What picking epochs on the test subjects would have reported beside this run's
+        honest (fixed-epoch) scores (:func:`mer.train.metrics.test_selection`); None without
+        the diagnostic."""
+        if self.epoch_preds is None:
+            return None
+        from mer.train.metrics import test_selection
+        return test_selection(self.predictions, self.epoch_preds, self.classes)
 
     @property
     def resume_note(self) -> str:
@@ -474,8 +504,12 @@ class CVPlan:
         if self.stale:
             print(f"{desc}: {self.stale} stale fold record(s) in {self.out} (other code, settings or source frames) "
                   "recomputed")
+        epoch_preds = None
+        if self.cfg.test_epochs and all("epoch_preds" in self.records[f.name] for f in self.folds):
+            epoch_preds = {self.records[f.name]["fold"]: np.asarray(self.records[f.name]["epoch_preds"], dtype=int).T
+                           .reshape(len(self.records[f.name]["clip"]), -1) for f in self.folds}
         return CVResult(pooled, preds, per_fold, pd.DataFrame(curves), self.classes, self.resumed, seconds,
-                        folds_stale=self.stale)
+                        folds_stale=self.stale, epoch_preds=epoch_preds)
 
 
 def plan_cv(dataset, folds: list[Fold], model_fn, cfg: TrainConfig, out_dir: str | os.PathLike, classes,
@@ -497,6 +531,8 @@ def plan_cv(dataset, folds: list[Fold], model_fn, cfg: TrainConfig, out_dir: str
         keep = save_models is True or bool(save_models and fold.name in save_models)
         if record is not None and keep and _saved_state(out, fold.name, key) is None:
             record = None  # the weights are wanted but missing or stale: train the fold again
+        if record is not None and cfg.test_epochs and "epoch_preds" not in record:
+            record = None  # the test-epoch diagnostic is wanted and this record has none: train it again
         if record is None:
             todo.append(FoldJob(fold, key, keep))
         else:
@@ -541,9 +577,11 @@ def _train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, c
     if cfg.patience > 0:
         train_idx, val_idx = validation_split(clips["subject"].to_numpy(), fold.train_idx, cfg.val_subjects, seed)
         val_ds = dataset.subset(val_idx, train=False)
+    test_ds = dataset.subset(fold.test_idx, train=False)
+    watch = (lambda m: predict(m, test_ds, device, amp=cfg.amp).argmax(1).tolist()) if cfg.test_epochs else None
     fitted = fit(model, dataset.subset(train_idx, train=True), cfg, seed, device, desc=f"fold {fold.name}",
-                 progress=progress, val_ds=val_ds)
-    probs = predict(model, dataset.subset(fold.test_idx, train=False), device, amp=cfg.amp)
+                 progress=progress, val_ds=val_ds, watch=watch)
+    probs = predict(model, test_ds, device, amp=cfg.amp)
     test = clips.iloc[fold.test_idx]
     y_true = dataset.labels[fold.test_idx]
     y_pred = probs.argmax(1)
@@ -553,6 +591,8 @@ def _train_fold(dataset, model_fn, cfg: TrainConfig, job: FoldJob, code: dict, c
               "curve": fitted.curve, "seconds": fitted.seconds, "code": code, "device": str(device),
               "threads": torch.get_num_threads(),  # a float sum's last bits depend on it (not in the key)
               "metrics": headline(scores(y_true, y_pred, classes))}
+    if cfg.test_epochs:  # diagnostic only (TrainConfig.test_epochs): epoch -> the test clips' predicted classes
+        record["epoch_preds"] = fitted.watched
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if job.keep else None
     return record, state
 

@@ -101,3 +101,113 @@ def subject_mean(y_true: Sequence[int], y_pred: Sequence[int], subjects: Sequenc
         rows.append((sc["acc"], float(np.mean(f1)), float(np.mean(recall))))
     acc, uf1, uar = (float(np.mean(col)) for col in zip(*rows)) if rows else (0.0, 0.0, 0.0)
     return {"subjects": len(rows), "acc": acc, "uf1": uf1, "uar": uar}
+
+
+def test_selection(preds, epoch_preds: dict, labels: Sequence[str]) -> dict:
+    """What choosing epochs on the test subjects would report, beside the honest score.
+
+    ``preds``: a run's pooled predictions (columns fold, y_true, y_pred; each fold's clips
+    in the order of ``epoch_preds[fold]``), ``epoch_preds``: fold -> (clips x epochs) array of
+    the classes predicted after each epoch (``TrainConfig.test_epochs``). Two leaky readings,
+    as public MER code does them:
+
+    - ``fold_best``: in every fold, the epoch with the highest accuracy on that fold's test
+      subjects (the first such epoch), then those predictions pooled (MMNet's, HTNet's
+      "best accuracy per subject");
+    - ``epoch_best``: the one epoch whose pooled UF1 over all folds is highest (a run
+      reported at its best epoch), over the epochs every fold has.
+
+    Returns the honest pooled UF1 / UAR (fixed epochs: ``preds``' own ``y_pred``), both
+    readings' UF1 / UAR, the best epoch, the inflation (fold_best UF1 minus honest UF1) and
+    the pooled UF1 after each epoch (``uf1_by_epoch``)."""
+    labels = list(labels)
+    order = list(dict.fromkeys(preds["fold"].astype(str)))
+    by_fold = {str(k): np.asarray(v, dtype=int) for k, v in epoch_preds.items()}
+    missing = [f for f in order if f not in by_fold]
+    if missing:
+        raise ValueError(f"no per-epoch predictions for fold(s) {missing}")
+    truth = {f: preds.loc[preds["fold"].astype(str) == f, "y_true"].to_numpy(dtype=int) for f in order}
+    for f in order:
+        if by_fold[f].shape[0] != len(truth[f]):
+            raise ValueError(f"fold {f}: {by_fold[f].shape[0]} clips with per-epoch predictions, {len(truth[f])} "
+                             "predicted")
+    y_true = np.concatenate([truth[f] for f in order])
+    picked = []
+    for f in order:
+        acc = (by_fold[f] == truth[f][:, None]).mean(axis=0)
+        picked.append(by_fold[f][:, int(np.argmax(acc))])
+    fold_best = scores(y_true, np.concatenate(picked), labels)
+    epochs = min(by_fold[f].shape[1] for f in order)
+    uf1_by_epoch = [scores(y_true, np.concatenate([by_fold[f][:, e] for f in order]), labels)["uf1"]
+                    for e in range(epochs)]
+    best = int(np.argmax(uf1_by_epoch))
+    epoch_best = scores(y_true, np.concatenate([by_fold[f][:, best] for f in order]), labels)
+    honest = scores(preds["y_true"].to_numpy(dtype=int), preds["y_pred"].to_numpy(dtype=int), labels)
+    return {"honest_uf1": honest["uf1"], "honest_uar": honest["uar"],
+            "fold_best_uf1": fold_best["uf1"], "fold_best_uar": fold_best["uar"],
+            "epoch_best_uf1": epoch_best["uf1"], "epoch_best_uar": epoch_best["uar"], "best_epoch": best + 1,
+            "epochs": epochs, "inflation_uf1": fold_best["uf1"] - honest["uf1"], "uf1_by_epoch": uf1_by_epoch}
+
+
+def _subject_confusions(y_true, y_pred, subjects, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Subject names and one confusion matrix per subject, (S, k, k)."""
+    names, inverse = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+    cms = np.zeros((len(names), k, k), dtype=np.int64)
+    np.add.at(cms, (inverse, np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    return names, cms
+
+
+def _uf1_uar(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UF1 and UAR of a stack of confusion matrices (..., k, k), as :func:`scores` counts them."""
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
+    fp = cm.sum(axis=-2) - tp
+    support = cm.sum(axis=-1)
+    fn = support - tp
+    f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    return f1.mean(axis=-1), recall.mean(axis=-1)
+
+
+def subject_draws(n_subjects: int, n: int, seed: int) -> np.ndarray:
+    """(n, S) how often each subject is drawn in each of ``n`` subject-bootstrap resamples."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_subjects, (n, n_subjects))
+    return np.stack([np.bincount(d, minlength=n_subjects) for d in draws])
+
+
+def bootstrap_scores(y_true: Sequence[int], y_pred: Sequence[int], subjects: Sequence[str], labels: Sequence[str],
+                     n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Subject-bootstrap intervals of one run's pooled UF1 and UAR: subjects drawn with
+    replacement, their clips pooled, the scores taken on each draw. Returns the observed
+    scores and the central ``level`` interval of each (``uf1_low``, ``uf1_high``, ...)."""
+    k = len(labels)
+    _, cms = _subject_confusions(y_true, y_pred, subjects, k)
+    counts = subject_draws(len(cms), n, seed)
+    uf1, uar = _uf1_uar(np.einsum("ns,sij->nij", counts, cms))
+    whole_uf1, whole_uar = _uf1_uar(cms.sum(axis=0))
+    q = [(1 - level) / 2, (1 + level) / 2]
+    (f_lo, f_hi), (r_lo, r_hi) = np.quantile(uf1, q), np.quantile(uar, q)
+    return {"uf1": float(whole_uf1), "uf1_low": float(f_lo), "uf1_high": float(f_hi), "uar": float(whole_uar),
+            "uar_low": float(r_lo), "uar_high": float(r_hi), "level": level, "n_boot": n, "n_subjects": len(cms)}
+
+
+def paired_differences(y_true: Sequence[int], preds: dict, subjects: Sequence[str], labels: Sequence[str],
+                       n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Every pair of several runs' predictions on the same clips (``preds``: name -> y_pred),
+    on one shared set of subject-bootstrap draws: ``(a, b) -> {delta, low, high}``, the UF1
+    difference a minus b and its central ``level`` interval (as :func:`paired_bootstrap`,
+    vectorised, for a whole leaderboard at once)."""
+    k, names = len(labels), list(preds)
+    cms = {m: _subject_confusions(y_true, preds[m], subjects, k)[1] for m in names}
+    n_subjects = len(next(iter(cms.values()))) if cms else 0
+    counts = subject_draws(n_subjects, n, seed)
+    boot = {m: _uf1_uar(np.einsum("ns,sij->nij", counts, cms[m]))[0] for m in names}
+    whole = {m: float(_uf1_uar(cms[m].sum(axis=0))[0]) for m in names}
+    q = [(1 - level) / 2, (1 + level) / 2]
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            lo, hi = np.quantile(boot[a] - boot[b], q)
+            out[(a, b)] = {"delta": whole[a] - whole[b], "low": float(lo), "high": float(hi)}
+            out[(b, a)] = {"delta": whole[b] - whole[a], "low": float(-hi), "high": float(-lo)}
+    return out
