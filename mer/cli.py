@@ -146,7 +146,7 @@ def _study(a: argparse.Namespace) -> int:
     if a.scheduler is not None:
         overrides["dask_scheduler"] = a.scheduler
     run_study(a.dataset, a.only, fresh=a.fresh, data_root=a.data_root, smoke=a.smoke, overrides=overrides,
-              variant=a.variant)
+              variant=a.variant, seeds=a.seeds, test_epochs=not a.no_test_epochs, sweep=a.sweep)
     return 0
 
 
@@ -282,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--scheduler", default=None,
                     help="a Dask scheduler address (tcp://host:8786): train the folds on that cluster "
                          "(also $MER_SCHEDULER)")
+    st.add_argument("--seeds", type=int, default=None, metavar="N",
+                    help="rerun every main run with training seeds 0..N-1 (the same folds): the report's seed spread "
+                         "(default: each params file's seeds, one seed in the quick profiles)")
+    st.add_argument("--no-test-epochs", action="store_true",
+                    help="leave the test-epoch diagnostic off (on in a study: each epoch's test-fold predictions are "
+                         "kept to measure what picking an epoch on the test subject would report; never used to train)")
+    st.add_argument("--sweep", action="store_true",
+                    help="also run the amplitude sweep (notebooks/07_sweep_amplitude.ipynb: every method on SynthME "
+                         "at five motion amplitudes, grouped k-fold); left out of the default study for its time")
     st.add_argument("-p", "--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
                     help="override one parameter of every notebook run (YAML value), e.g. -p macro_root=/data/CK+")
     st.set_defaults(func=_study)

@@ -163,6 +163,8 @@ class Run:
         self.label = label(self.dataset, self.smoke)
         self.table = None
         self._folds: dict = {}
+        self.seed_runs: dict = {}  # training seed -> the main run with it (:meth:`main`)
+        plots.STAMP_DEVICE = self.device  # every figure names the machine it was computed on
         print(f"output: {self.out}\ndevice: {self.device}; {self.parallel.describe()}")
 
     # ------------------------------------------------------------------ data
@@ -237,7 +239,9 @@ class Run:
         curves, the confusion matrix and per-class scores, shows the per-fold (and, for a
         composite, per-source) scores."""
         from IPython.display import display
+        cfg = cfg or self.config()
         main = self.cv(ds, model, "main", cfg, save_first=save_first)
+        self.seed_runs = {cfg.seed: main}
         m = main.metrics
         print(f"{self.method}{what} on {self.dataset}{self.label}, {self.params.get('folds', 'loso')}: "
               f"acc {m['acc']:.3f}  UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}   {main.resume_note}")
@@ -248,7 +252,41 @@ class Run:
         by_source = results.per_source(main, self.table)
         if by_source is not None:
             display(by_source.round(3))
+        self.test_selection(main)
+        self.other_seeds(ds, model, cfg)
         return main
+
+    def test_selection(self, result, name: str | None = None) -> dict | None:
+        """With the test-epoch diagnostic on (``test_epochs``): the honest UF1 beside what
+        picking epochs on the test subjects would have reported, and the pooled test UF1
+        after every epoch as a figure (``test_selection.png``, or ``test_selection_<name>``)."""
+        sel = result.test_selection()
+        if sel is None:
+            return None
+        print(f"Test-epoch diagnostic (never used to train or select): honest UF1 {sel['honest_uf1']:.3f} after "
+              f"{sel['epochs']} epochs; best epoch per test fold {sel['fold_best_uf1']:.3f} "
+              f"({sel['inflation_uf1']:+.3f}); best single epoch ({sel['best_epoch']}) {sel['epoch_best_uf1']:.3f}")
+        self.figure(plots.test_selection(sel, self.title(f"Test-fold UF1 after each epoch: {name or self.method}")),
+                    "test_selection" + (f"_{name}" if name else ""))
+        return sel
+
+    def other_seeds(self, ds, model, cfg: engine.TrainConfig) -> pd.DataFrame | None:
+        """The main run again with each further training seed of ``seeds`` (same folds, same
+        data, only ``TrainConfig.seed`` changed) into ``seed<s>/``; shows the spread of the
+        pooled scores and keeps each run for metrics.json. None when ``seeds`` names no other."""
+        from IPython.display import display
+        others = [int(s) for s in (self.params.get("seeds") or []) if int(s) != cfg.seed]
+        if not others:
+            return None
+        for s in others:
+            self.seed_runs[s] = self.cv(ds, model, f"seed{s}", dataclasses.replace(cfg, seed=s),
+                                        desc=f"training seed {s}")
+        table = pd.DataFrame([{"seed": s, **{k: r.metrics[k] for k in ("acc", "uf1", "uar")}}
+                              for s, r in sorted(self.seed_runs.items())])
+        display(table.round(3))
+        print(f"Over {len(table)} training seeds{self.label}: UF1 mean {table['uf1'].mean():.3f}, range "
+              f"{table['uf1'].min():.3f} to {table['uf1'].max():.3f} (the same folds; only the training seed differs)")
+        return table
 
     def fold_model(self, model, name: str = "main"):
         """The first main fold's trained model (kept with ``save_first``), on the CPU in eval
@@ -371,9 +409,22 @@ class Run:
         path = results.write_predictions(self.out / name, result, self.table)
         return path.relative_to(self.out).as_posix()
 
+    def seed_rows(self, runs: dict, name: str = "") -> list[dict]:
+        """metrics.json's ``seed_runs``: per training seed its pooled scores and its predictions
+        file (written here, under ``seed<s>/``; the main seed's is the run's own)."""
+        rows = []
+        for s, r in sorted(runs.items()):
+            where = f"{name}/seed{s}" if name else f"seed{s}"
+            path = "predictions.csv" if r is runs.get(self.seed) and not name else self.save_predictions(r, where)
+            rows.append({"seed": int(s), **{k: r.metrics[k] for k in ("acc", "uf1", "uar")}, "predictions": path})
+        return rows
+
     def finish(self, main, ablation_table: pd.DataFrame | None = None, notes=(), extra: dict | None = None) -> dict:
         """Writes metrics.json (with ``extra``'s entries), predictions.csv, the MEGC-style log,
         the per-fold table and curves; returns the metrics."""
+        extra = dict(extra or {})
+        if len(self.seed_runs) > 1 and "seed_runs" not in extra:
+            extra["seed_runs"] = self.seed_rows(self.seed_runs)
         metrics = results.write_run(self.out, method=self.method, table=self.table, result=main, params=self.params,
                                     ablations=ablation_table, runtime_s=time.perf_counter() - self.t_start,
                                     device=self.device, notes=list(notes), extra=extra)

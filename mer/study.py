@@ -20,6 +20,9 @@ import yaml
 from mer.paths import method_notebooks, outputs_dir, project_root
 
 KERNEL = "mer"
+# notebooks a study runs only when asked (``mer study --sweep`` or ``--only``): the amplitude sweep
+# reruns every method at five motion amplitudes, more than the default study's time budget allows
+ON_REQUEST = ("sweep",)
 
 
 @dataclass
@@ -46,7 +49,7 @@ def find_jobs(dataset: str = "synth", methods: list[str] | None = None, variant:
     name = f"{dataset}.{variant}" if variant else dataset
     for pfile in sorted((root / "params").glob(f"*/{name}.yaml")):
         method = pfile.parent.name
-        if methods and method not in methods:
+        if methods and method not in methods or not methods and method in ON_REQUEST:
             continue
         jobs.append(Job(method, method_notebook(method, pfile), pfile))
     jobs.sort(key=lambda j: j.notebook.name)  # notebook order: 00_baseline first, later notebooks compare with it
@@ -105,16 +108,30 @@ def execute(notebook: Path, out_ipynb: Path, parameters: dict, progress: bool = 
     """Execute ``notebook`` with ``parameters`` into ``out_ipynb`` (cwd = project root)."""
     import papermill as pm
     out_ipynb.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MER_PROGRESS", "text")  # the kernel inherits it: text bars, no widgets (mer.progress)
     pm.execute_notebook(str(notebook), str(out_ipynb), parameters=parameters, kernel_name=ensure_kernel(),
                         cwd=str(project_root()), progress_bar=progress)
 
 
+TEMPLATES = Path(__file__).parent / "report" / "templates"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def to_html(ipynb: Path) -> Path:
-    """Render an executed notebook to a standalone HTML file beside it (images embedded)."""
+    """Render an executed notebook to a standalone HTML file beside it: images embedded and
+    nothing loaded from the network (the ``offline`` template: JupyterLab's page without its
+    CDN scripts). A widget output (a progress bar run in JupyterLab) shows its text form."""
     import nbformat
     from nbconvert import HTMLExporter
     nb = nbformat.read(str(ipynb), as_version=4)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "text/plain" in data:
+                del data[WIDGET_VIEW]
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nb)
     path = ipynb.with_suffix(".html")
     path.write_text(body, encoding="utf-8")
     return path
@@ -153,18 +170,38 @@ def run_job(job: Job, dataset: str, params: dict, out: Path, progress: bool = Tr
     return out_nb
 
 
+def study_overrides(seeds: int | None = None, test_epochs: bool = True) -> dict:
+    """What a study adds to every notebook that declares it: ``seeds`` training seeds (0..N-1)
+    for the seed spread, and the test-epoch diagnostic (``test_epochs``, on in a study)."""
+    out = {"test_epochs": bool(test_epochs)}
+    if seeds is not None:
+        if int(seeds) < 1:
+            raise ValueError(f"--seeds must be at least 1, got {seeds}")
+        out["seeds"] = list(range(int(seeds)))
+    return out
+
+
 def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: bool = False,
               data_root: str | None = None, progress: bool = True, smoke: bool = False,
-              overrides: dict | None = None, variant: str | None = None) -> Path:
+              overrides: dict | None = None, variant: str | None = None, seeds: int | None = None,
+              test_epochs: bool = True, sweep: bool = False) -> Path:
     """Every notebook with a params file for ``dataset`` (or ``methods``), then the report.
     ``data_root`` and ``overrides`` (parameter name -> value; each goes to the notebooks that
     declare it) replace the params files' values; ``smoke`` runs each notebook in smoke mode
     into ``outputs/smoke/`` and builds that folder's own report (:mod:`mer.notebook`);
-    ``variant`` runs the ``<dataset>.<variant>.yaml`` params files instead."""
+    ``variant`` runs the ``<dataset>.<variant>.yaml`` params files instead. ``seeds`` (N)
+    reruns every main run with training seeds 0..N-1 (:func:`study_overrides`);
+    ``test_epochs`` keeps the test-epoch diagnostic on (the report's "test-fold selection");
+    ``sweep`` also runs the notebooks in :data:`ON_REQUEST` (the amplitude sweep)."""
     from mer.notebook import output_dir
     from mer.report.html import build_report
+    if sweep and dataset == "synth" and not methods:
+        methods = [p.parent.name for p in sorted((project_root() / "params").glob("*/synth.yaml"))]
     failures, jobs = [], find_jobs(dataset, methods, variant)
-    unused = set(overrides or {}) - {p for job in jobs for p in declared_parameters(job.notebook)}
+    declared_anywhere = {p for job in jobs for p in declared_parameters(job.notebook)}
+    overrides = {**{k: v for k, v in study_overrides(seeds, test_epochs).items() if k in declared_anywhere},
+                 **(overrides or {})}
+    unused = set(overrides or {}) - declared_anywhere
     if unused:
         raise ValueError(f"no notebook of this study declares the parameter(s) {sorted(unused)}")
     if dataset == "synth" and data_root is None:  # the generated quick set, unless another copy is named

@@ -389,10 +389,13 @@ def probe_findings(probe_table, compare=None) -> str:
     return "\n".join(lines)
 
 
-def summary(results: dict, strongest: str, spread, predictions: dict, network_epochs) -> dict:
+def summary(results: dict, strongest: str, spread, predictions: dict, network_epochs,
+            seed_rows: dict | None = None) -> dict:
     """What ``metrics.json`` carries beside the headline (the strongest network's scores):
     each network's row, with ``predictions[name]``, its predictions file relative to the run's
-    folder (the notebook's ``run.save_predictions``)."""
+    folder (the notebook's ``run.save_predictions``), ``seed_rows[name]`` (per training seed
+    its scores and predictions file: the notebook's ``run.seed_rows``) and, with the
+    test-epoch diagnostic on, what test-fold epoch selection would have reported."""
     rows = []
     by_name = spread.set_index("network") if spread is not None else None
     for name, r in results.items():
@@ -402,6 +405,11 @@ def summary(results: dict, strongest: str, spread, predictions: dict, network_ep
                "train_s": round(r.seconds, 1), "predictions": predictions[name]}
         if by_name is not None and shown in by_name.index:
             row["seeds"] = by_name.loc[shown].to_dict()
+        if seed_rows and seed_rows.get(name):
+            row["seed_runs"] = seed_rows[name]
+        selection = r.test_selection() if hasattr(r, "test_selection") else None
+        if selection is not None:
+            row["test_selection"] = selection
         rows.append(row)
     return {"networks": rows, "strongest": strongest,
             "headline": f"the strongest of {len(results)} reference networks by pooled UF1 on this run's own test "

@@ -10,9 +10,25 @@ import pandas as pd
 import seaborn as sns
 
 
+STAMP_DEVICE = None  # the device results are computed on (set by the run helper); the stamp names its GPU
+
+
+def add_stamp(fig, text: str | None = None):
+    """Writes the date and the machine (:func:`mer.machine.stamp`) into the figure's bottom
+    right corner, once; returns the figure."""
+    from mer import machine
+    if not getattr(fig, "_mer_stamped", False):
+        fig.text(0.995, 0.005, text or machine.stamp(STAMP_DEVICE), ha="right", va="bottom", fontsize=6,
+                 color="#777", transform=fig.transFigure)
+        fig._mer_stamped = True
+    return fig
+
+
 def save(fig, out_dir: str | Path, name: str) -> Path:
+    """``<out_dir>/figures/<name>.png``, stamped with the date and the machine."""
     path = Path(out_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    add_stamp(fig)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
 
@@ -320,3 +336,50 @@ def magnified_frames(onset: np.ndarray, apex: np.ndarray, magnifiers: dict, alph
         grid += [[onset, apex, *mags], [None, _minus(apex, onset, gain), *[_minus(m, onset, gain) for m in mags]]]
         names += [name, f"{name}: minus onset x{gain:g}"]
     return image_grid(grid, names, ["onset", "apex", *[f"alpha {a:g}" for a in alphas]], title)
+
+
+def test_selection(sel: dict, title: str = "Test-fold UF1 after each epoch"):
+    """The pooled test UF1 after every epoch (the test-epoch diagnostic), the honest score at
+    the fixed last epoch, the best single epoch and the per-fold best epochs' score: what
+    test-fold selection would have reported."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    epochs = np.arange(1, len(sel["uf1_by_epoch"]) + 1)
+    ax.plot(epochs, sel["uf1_by_epoch"], color="#555", lw=1.2, label="pooled test UF1 after the epoch")
+    ax.axhline(sel["honest_uf1"], color="tab:blue", lw=1.5, label=f"honest (fixed epochs): {sel['honest_uf1']:.3f}")
+    ax.scatter([sel["best_epoch"]], [sel["epoch_best_uf1"]], color="tab:orange", zorder=3,
+               label=f"best single epoch ({sel['best_epoch']}): {sel['epoch_best_uf1']:.3f}")
+    ax.axhline(sel["fold_best_uf1"], color="tab:red", ls="--", lw=1.2,
+               label=f"best epoch per test fold: {sel['fold_best_uf1']:.3f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("UF1")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def amplitude_sweep(table: pd.DataFrame, title: str = "UF1 against motion amplitude (SynthME, synthetic)",
+                    chance: float | None = None):
+    """One line per method: pooled UF1 at each amplitude with its 95% interval (the sweep's
+    ``sweep.csv``: amplitude_px, method, uf1, uf1_low, uf1_high), amplitudes on a log axis."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    methods = list(dict.fromkeys(table["method"]))
+    offsets = np.linspace(-0.06, 0.06, len(methods)) if len(methods) > 1 else [0.0]
+    for off, (m, g) in zip(offsets, ((m, table[table["method"] == m]) for m in methods)):
+        x = g["amplitude_px"].to_numpy(dtype=float) * 2 ** off  # spread the bars a little on the log axis
+        y = g["uf1"].to_numpy(dtype=float)
+        err = np.vstack([y - g["uf1_low"].to_numpy(dtype=float), g["uf1_high"].to_numpy(dtype=float) - y])
+        ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=2, lw=1.3, label=m)
+    if chance is not None:
+        ax.axhline(chance, color="#999", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_xscale("log", base=2)
+    amps = sorted(set(table["amplitude_px"].astype(float)))
+    ax.set_xticks(amps)
+    ax.set_xticklabels([f"{a:g}" for a in amps])
+    ax.set_xlabel("apex displacement (px at 224 px)")
+    ax.set_ylabel("pooled UF1 (95% interval)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mer import machine
 from mer.paths import project_root
 from mer.train.metrics import headline, paired_bootstrap, scores, scores_by_group
 
@@ -183,7 +184,9 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "ablations": [] if ablations is None else ablations.to_dict(orient="records"),
         "per_source": None if (ps := per_source(result, table)) is None else ps.to_dict(orient="records"),
         "subject_mean": {"note": SUBJECT_MEAN_NOTE, **subject_scores(result, classes)},
-        "runtime_s": round(float(runtime_s), 1), "device": device, "git_commit": git_commit(),
+        "test_selection": result.test_selection() if hasattr(result, "test_selection") else None,
+        "runtime_s": round(float(runtime_s), 1), "device": device, "machine": machine.describe(device),
+        "date": machine.today(), "git_commit": git_commit(),
         "params": params, "notes": list(notes or []), **(extra or {}),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
