@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from scipy.interpolate import RBFInterpolator
-from tqdm.auto import tqdm
+from mer.progress import tqdm
 
 from mer import landmarks as lm
 

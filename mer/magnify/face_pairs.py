@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
+from mer.progress import tqdm
 
 from mer.data import synth
 from mer.magnify.pairs import _noisy, _u8, cached_npz

@@ -157,7 +157,7 @@ def make_pair(rng: np.random.Generator, cfg: PairConfig = PairConfig()) -> dict:
 
 def make_pairs(n: int, seed: int, cfg: PairConfig = PairConfig(), progress: bool = True) -> dict:
     """``n`` samples stacked: A, B, C, target (n, size, size, 3) uint8; alpha (n,)."""
-    from tqdm.auto import tqdm
+    from mer.progress import tqdm
     keys = ("A", "B", "C", "target")
     out = {k: np.empty((n, cfg.size, cfg.size, 3), np.uint8) for k in keys}
     out["alpha"] = np.empty(n, np.float32)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from mer.progress import tqdm
 
 from mer.magnify.face_pairs import FacePairConfig, cached_face_pairs
 from mer.magnify.measure import check_pairs, magnification_check

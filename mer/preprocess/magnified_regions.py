@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from mer.progress import tqdm
 
 from mer.landmarks import REGIONS
 from mer.paths import describe

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from mer.progress import tqdm
 
 from mer import landmarks as lm
 from mer.preprocess import faces
