@@ -77,6 +77,6 @@ def test_a_toy_method_from_three_things_runs_through_mer_study(tmp_path):
     executed = (run_dir / "06_toy.ipynb").read_text()
     assert "p6 Table 1, toy" in executed  # its reported numbers, beside its own
     report = (tmp_path / "outputs" / "report.html").read_text()
-    assert "synth/toy/06_toy.html" in report and "reported: p6 Table 1, toy</td><td>0.500</td><td>0.432" in report
+    assert "synth/toy/06_toy.html" in report and 'p6 Table 1, toy</td><td>0.500</td><td>0.432' in report
     # the report orders methods by notebook number: the toy's reported row after every paper's
-    assert report.rindex("reported: p5 ") < report.index("reported: p6 Table 1, toy")
+    assert report.rindex(">p5 Table") < report.index(">p6 Table 1, toy")

@@ -61,7 +61,7 @@ def test_baseline_notebook_through_papermill(tmp_path):
     assert re.search(r"cache: \d+ entries read, \d+ computed", text)
     report = build_report(outputs).read_text()
     assert "synth/baseline/00_baseline.html" in report
-    assert "SynthME (synthetic)" in report and "reported: p5" in report
+    assert "SynthME (synthetic)" in report and ">p5 (CVA+FPF) Table 2, Baseline(ResNet)" in report
     assert "data:image/png;base64," in report
 
 

@@ -128,3 +128,24 @@ def test_every_method_of_this_project_has_one_notebook():
     assert {m: len(v) for m, v in nbs.items()} == {m: 1 for m in nbs}
     assert list(sorted(notebook_order(), key=notebook_order().get))[:6] == [
         "baseline", "mer_gcn", "gam_mm_mer", "tdsgcn", "atm_gcn", "cva_fpf"]
+
+
+def test_reported_vs_reproduced_rows_flags_and_never_synth():
+    from mer.report.reported import FLAGS, protocol_flags, reproduced
+    row = {"split": "one fixed held-out test set", "aggregation": "subject mean", "flags": "gt_au"}
+    flags = protocol_flags(row, ours_epochs=12, paper_epochs=400)
+    assert flags == ["fixed held-out split (ours: LOSO)", "per-subject averaging (ours: pooled)", FLAGS["gt_au"],
+                     "fewer epochs in our run (12 of the paper's 400)"]
+    assert protocol_flags({"split": "LOSO (test-fold epoch selection)"}) == [FLAGS["test_epochs"]]
+    assert protocol_flags({"split": "LOSO"}, ours_epochs=400, paper_epochs=400) == []
+    full = {"method": "cva_fpf", "dataset": "casme2", "protocol": "casme2-5", "acc": 0.5, "uf1": 0.4, "uar": 0.45,
+            "params": {"epochs": 10}}
+    synth = {**full, "dataset": "synth"}
+    rows = [r for r in reproduced([synth, full], lambda m, d, n: 50) if r["method"] == "cva_fpf"]
+    full_model = next(r for r in rows if r["source"].startswith("p5 Table 1/2") and r["dataset"] == "CASME II")
+    assert full_model["ours uf1"] == 0.4 and full_model["reported uf1"] == pytest.approx(0.9402)
+    assert FLAGS["gt_au"] in full_model["flags"] and "fewer epochs in our run (10 of the paper's 50)" in full_model["flags"]
+    samm = next(r for r in rows if r["dataset"] == "SAMM")
+    assert samm["ours uf1"] is None and samm["ours"] == "no run on SAMM (samm-5)"  # the SynthME run is never beside it
+    cva_block = next(r for r in rows if r["source"] == "p5 Table 2, CVA block" and r["dataset"] == "CASME II")
+    assert FLAGS["gt_au"] not in cva_block["flags"]

@@ -1,31 +1,30 @@
-"""The combined report: ``outputs/report.html`` from every ``outputs/<dataset>/<method>/metrics.json``.
+"""The combined report: ``outputs/report.html`` from every ``outputs/<dataset>/<method>/metrics.json``,
+rendered from the Jinja2 template ``templates/report.html.j2``.
 
 Self-contained: figures are embedded as base64 PNG, notebooks are linked by relative path,
-so the file opens from disk in a browser with no server. SynthME numbers are labelled
-synthetic; paper numbers sit in their own "reported" table.
+nothing is loaded from the network, so the file opens from disk in a browser with no
+server. Sections: the results at a glance; per dataset the leaderboard (intervals, seed
+spread, differences from the baseline and the strongest reference), which pairs of methods
+can be told apart, the test-fold epoch selection diagnostic and the label-derived inputs;
+the amplitude sweep; reported vs reproduced; each run with its date and machine. SynthME
+numbers are labelled synthetic; paper numbers are labelled reported and never set beside a
+SynthME run.
 """
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
 
-from mer.paths import notebook_order, outputs_dir, smoke_dir
-from mer.report.reported import AGGREGATIONS, DATASET_NAMES, load_reported
+from mer.paths import notebook_order, outputs_dir, replace_atomic, smoke_dir
+from mer.report.reported import DATASET_NAMES
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.syn{color:#8a4b00;font-weight:600}
-.rep{background:#fff8e6}.note{color:#555;font-size:.9em}section{border-top:2px solid #ddd;margin-top:2em}
-img{max-width:100%}.smoke{background:#ffe9e9;border:2px solid #c00;padding:.6em;font-weight:600}
-"""
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def collect(root: Path | None = None, smoke: bool = False) -> list[dict]:
@@ -58,135 +57,174 @@ def method_sort_key(root: Path | None = None) -> Callable[[str], tuple]:
     return lambda method: (0, order[method], method) if method in order else (1, 0, method)
 
 
-def _img(path: Path) -> str:
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _confusion_img(run: dict) -> str:
+def _confusion_uri(run: dict) -> str:
     fig_path = run["_path"].parent / "figures" / "confusion.png"
     if fig_path.is_file():
-        return _img(fig_path)
-    from mer.report.plots import confusion_matrix
+        return _data_uri(fig_path.read_bytes())
+    from mer.report.plots import add_stamp, confusion_matrix
     import matplotlib.pyplot as plt
-    fig = confusion_matrix(run["confusion"], run["labels"])
+    fig = add_stamp(confusion_matrix(run["confusion"], run["labels"]),
+                    f"{run.get('date', 'date not recorded')}, {run.get('machine') or run.get('device')}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return f'<img alt="confusion" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return _data_uri(buf.getvalue())
 
 
-def _dataset_label(ds: str) -> str:
-    name = html.escape(DATASET_NAMES.get(ds, ds))
-    return f'<span class="syn">{name}</span>' if ds == "synth" else name
+def _dataset_name(ds: str) -> str:
+    return DATASET_NAMES.get(ds, ds)
 
 
 def _commit(run: dict) -> str:
     sha = str(run.get("git_commit", "unknown"))
     dirty = sha.endswith("+dirty")
-    return html.escape(sha.removesuffix("+dirty")[:12]) + (" with uncommitted changes" if dirty else "")
+    return sha.removesuffix("+dirty")[:12] + (" with uncommitted changes" if dirty else "")
 
 
-def _fmt(x) -> str:
-    return "" if x is None or (isinstance(x, float) and pd.isna(x)) else f"{x:.3f}"
+def _anchor(run: dict) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{run['dataset']}-{run['_path'].parent.name}")
 
 
-LEADERBOARD_NOTE = (
-    "Pooled scores of every run on this dataset. Each method's UF1 is set against the ResNet-18 baseline and "
-    "against the strongest reference network (STSTNet, OFF-ApexNet, SSSNet, RCN-A on optical flow: the networks "
-    "MER papers compare with): the paired difference on the same clips and folds with its 95% interval from "
-    "resampling subjects (training-seed variance is not in it); <i>not distinguishable</i> when the interval holds "
-    "0. The strongest reference is picked by its pooled UF1 on these same test folds, after testing: an optimistic "
-    "reading of the reference.")
+def _machine_line(run: dict) -> str:
+    return f"{run.get('date', 'date not recorded')}: {run.get('machine') or 'machine not recorded'}"
 
 
-def _leaderboard(dataset: str, runs: list[dict]) -> str:
+def paper_epochs(method: str, dataset: str, network: str | None = None) -> int | None:
+    """The paper profile's epochs of ``method`` on ``dataset`` (its params file), or of one
+    reference network (its paper's); None where there is no profile."""
+    if network:
+        from mer.models import reference
+        return reference.TRAINING.get(network, {}).get("epochs")
+    from mer.study import method_params
+    try:
+        params = method_params(method, dataset)
+    except (FileNotFoundError, ValueError):
+        return None
+    epochs = params.get("epochs")
+    return int(epochs) if isinstance(epochs, (int, float)) else None
+
+
+BOARD_COLUMNS = ["method", "kind", "UF1", "UF1 95%", "UAR", "UAR 95%", "UF1 subject mean", "seeds", "UF1 over seeds",
+                 "UF1 minus baseline [95%]", "UF1 minus strongest reference [95%]"]
+SELECTION_COLUMNS = ["method", "epochs", "honest UF1 (fixed epochs)", "best epoch per test fold", "inflation",
+                     "best single epoch", "UF1 at it"]
+
+
+def _derived_sentences(board) -> list[str]:
+    out = []
+    base = next((e for e in board.entries if e.kind == "baseline"), None)
+    for e in board.entries:
+        if e.kind != "label-derived":
+            continue
+        owner = next((x for x in board.entries if x.method == e.method and x.kind == "method"), None)
+        text = (f"{e.name.split(' [')[0]} scores UF1 {e.uf1:.3f} on the same folds"
+                + (f", {owner.name} (which takes the same annotations as one of its inputs) {owner.uf1:.3f}"
+                   if owner else "")
+                + (f", and the image-only baseline {base.uf1:.3f}" if base else "") + ". ")
+        text += ("The AU codes are annotations made from the same expression as the emotion label: where a classifier "
+                 "on them alone scores near or above the full model, the full model's lead over image-only methods "
+                 "comes from that input, not from reading the face. A fair comparison with image-only methods "
+                 "leaves it out; on real data, annotated AUs are not available at test time.")
+        out.append(text)
+    return out
+
+
+def _dataset_section(dataset: str, runs: list[dict]) -> dict:
     from mer.report import leaderboard
-    board = leaderboard.table(runs)
-    return (f"<h2>Leaderboard: {_dataset_label(dataset)}</h2><p class='note'>{LEADERBOARD_NOTE}</p>"
-            + board.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0, classes="board", escape=True))
+    board = leaderboard.build(runs)
+    rows = []
+    for r, e in zip(board.rows, board.entries):
+        cls = {"reference": "ref", "label-derived": "derived"}.get(e.kind, "")
+        rows.append({**r, "_class": cls})
+    matrix = leaderboard.pair_matrix(board)
+    matrix_rows = [{"": name, **row.to_dict()} for name, row in matrix.iterrows()] if len(matrix) else []
+    apart = [f"{p['a']} {'>' if p['verdict'] == 'ahead' else '<'} {p['b']} ({p['difference']:+.3f})"
+             for p in board.pairs if p["told apart"]]
+    not_apart = [f"{p['a']} ~ {p['b']} ({p['difference']:+.3f})" for p in board.pairs if not p["told apart"]]
+    return {"id": re.sub(r"[^A-Za-z0-9_-]+", "-", dataset), "name": _dataset_name(dataset),
+            "synthetic": dataset == "synth", "seeds": board.seeds, "columns": BOARD_COLUMNS, "rows": rows,
+            "skipped": board.skipped, "matrix_columns": [""] + list(matrix.columns), "matrix_rows": matrix_rows,
+            "apart": apart, "not_apart": not_apart,
+            "pair_summary": f"{len(apart)} of {len(board.pairs)} pairs told apart.",
+            "selection_columns": SELECTION_COLUMNS, "selection": leaderboard.test_selection_rows(board),
+            "derived": _derived_sentences(board)}
 
 
-SMOKE_BANNER = ("<p class='smoke'>SMOKE RUNS: every run below trained with its compute shrunk (one epoch, "
-                "two-fold ablations, 32 px inputs, a few magnifier steps) to check that the setup runs end to "
-                "end on this data. Their numbers say nothing about the methods.</p>")
+def _sweep_section(root: Path) -> dict | None:
+    path = root / "synth" / "sweep" / "sweep.json"
+    if not path.is_file():
+        return None
+    try:
+        sweep = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    figure = path.parent / sweep.get("figure", "figures/amplitude.png")
+    rows = sweep.get("rows") or []
+    columns = list(rows[0]) if rows else []
+    return {"description": sweep.get("description", ""), "date": sweep.get("date", "?"),
+            "machine": sweep.get("machine", "?"), "runtime": f"{sweep.get('runtime_s', 0) / 60:.0f} min",
+            "image": _data_uri(figure.read_bytes()) if figure.is_file() else "", "columns": columns, "rows": rows}
+
+
+REPORTED_COLUMNS = ["method", "dataset", "classes", "source", "reported acc", "reported uf1", "reported uar",
+                    "ours acc", "ours uf1", "ours uar", "protocol differences"]
+
+
+def _run_section(r: dict, root: Path) -> dict:
+    run_dir = r["_path"].parent
+    pc = [{"class": name, **v} for name, v in r["per_class"].items()]
+    ablations = r.get("ablations") or []
+    return {"anchor": _anchor(r), "method": r["method"] if run_dir.name == r["method"] else
+            f"{r['method']} ({run_dir.name})", "dataset": _dataset_name(r["dataset"]),
+            "synthetic": r["dataset"] == "synth", "protocol": r["protocol"], "n_clips": r["n_clips"],
+            "n_subjects": r["n_subjects"], "n_dropped": r.get("n_dropped", 0), "device": r.get("device"),
+            "machine": r.get("machine") or "machine not recorded", "date": r.get("date", "date not recorded"),
+            "runtime": r.get("runtime_s"), "commit": _commit(r),
+            "notebooks": [{"href": p.relative_to(root).as_posix(), "name": p.name} for p in sorted(run_dir.glob("*.html"))],
+            "notes": r.get("notes") or [], "per_class_columns": ["class", "f1", "recall", "support"], "per_class": pc,
+            "confusion": _confusion_uri(r), "ablation_columns": list(ablations[0]) if ablations else [],
+            "ablations": ablations}
 
 
 def build_report(root: Path | None = None, smoke: bool = False) -> Path:
     """``report.html`` in ``root`` (default: the outputs folder; for smoke runs
-    ``outputs/smoke``) from the runs under it."""
+    ``outputs/smoke``) from the runs under it (module docstring for its sections)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from mer.report import leaderboard
+    from mer.report.reported import reproduced
     root = root or (smoke_dir() if smoke else outputs_dir())
     root.mkdir(parents=True, exist_ok=True)
     runs = collect(root, smoke=smoke)
     ok = [r for r in runs if "_error" not in r]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>MER study report"
-             f"{' (smoke runs)' if smoke else ''}</title><style>{CSS}</style></head><body>",
-             "<h1>Micro-expression recognition study: report" + (" of smoke runs" if smoke else "") + "</h1>",
-             SMOKE_BANNER if smoke else "",
-             f"<p class='note'>Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {len(ok)} run(s). "
-             "Protocol: leave-one-subject-out, metrics over the pooled predictions of all folds (MEGC): "
-             "accuracy, UF1 (mean per-class F1), UAR (mean per-class recall). "
-             "<span class='syn'>SynthME numbers are synthetic</span>: a test bench with a known answer, "
-             "not a substitute for the real datasets.</p>"]
-    parts.append("<h2>This study's results (acc / UF1 / UAR)</h2>")
-    if ok:
-        datasets = sorted({r["dataset"] for r in ok})
-        methods = list(dict.fromkeys(r["method"] for r in ok))
-        parts.append("<table><tr><th class='l'>method</th>" +
-                     "".join(f"<th>{_dataset_label(d)}</th>" for d in datasets) + "</tr>")
-        for m in methods:
-            cells = []
-            for d in datasets:
-                r = next((r for r in ok if r["method"] == m and r["dataset"] == d), None)
-                cells.append("<td></td>" if r is None else
-                             f"<td>{_fmt(r['acc'])} / <b>{_fmt(r['uf1'])}</b> / {_fmt(r['uar'])}</td>")
-            mark = " &dagger;" if any(r.get("notes") for r in ok if r["method"] == m) else ""
-            parts.append(f"<tr><td class='l'><a href='#{m}'>{html.escape(m)}</a>{mark}</td>{''.join(cells)}</tr>")
-        parts.append("</table>")
-        for r in ok:
-            for note in r.get("notes") or []:
-                parts.append(f"<p class='note'>&dagger; {html.escape(r['method'])} on {_dataset_label(r['dataset'])}: "
-                             f"{html.escape(note)}</p>")
-    else:
-        parts.append("<p>No finished runs yet: run <code>make study</code>.</p>")
-    for r in runs:
-        if "_error" in r:
-            parts.append(f"<p><b>{html.escape(str(r['_path']))}</b>: {html.escape(r['_error'])}</p>")
-    for dataset in sorted({r["dataset"] for r in ok}):
-        parts.append(_leaderboard(dataset, [r for r in ok if r["dataset"] == dataset]))
-    parts.append("<h2>Reported in the papers (not our numbers)</h2><table class='rep'>"
-                 "<tr><th class='l'>method</th><th class='l'>dataset</th><th class='l'>source</th>"
-                 "<th>acc</th><th>UF1 / F1</th><th>UAR</th></tr>")
+    datasets = sorted({r["dataset"] for r in ok})
+    methods = list(dict.fromkeys(r["_path"].parent.name for r in ok))
+    overview_rows, notes = [], []
+    for m in methods:
+        mine = [r for r in ok if r["_path"].parent.name == m]
+        overview_rows.append({"method": m, "anchor": _anchor(mine[0]), "noted": any(r.get("notes") for r in mine),
+                              "cells": [next(({"acc": r["acc"], "uf1": r["uf1"], "uar": r["uar"]} for r in mine
+                                              if r["dataset"] == d), None) for d in datasets]})
+        notes += [f"{r['method']} on {_dataset_name(r['dataset'])}: {n}" for r in mine for n in r.get("notes") or []]
+    reported_rows = [{**row, "protocol differences": "; ".join(row["flags"]) or "none known",
+                      "ours uf1": row["ours uf1"] if row["ours uf1"] is not None else row["ours"]}
+                     for row in reproduced(ok, paper_epochs)]
     key = method_sort_key()
-    for rep in sorted(load_reported().to_dict("records"), key=lambda r: key(r["method"])):  # stable: file order
-        parts.append(f"<tr class='rep'><td class='l'>{rep['method']}</td>"
-                     f"<td class='l'>{html.escape(DATASET_NAMES.get(rep['dataset'], rep['dataset']))}</td>"
-                     f"<td class='l'>reported: {html.escape(rep['source'])}"
-                     f"{' (' + AGGREGATIONS[rep['aggregation']] + ')' if rep['aggregation'] else ''}"
-                     f"{'; split: ' + html.escape(rep['split']) if rep['split'] else ''}</td>"
-                     f"<td>{_fmt(rep['acc'])}</td><td>{_fmt(rep['uf1'])}</td><td>{_fmt(rep['uar'])}</td></tr>")
-    parts.append("</table>")
-    for r in ok:
-        run_dir = r["_path"].parent
-        parts.append(f"<section id='{html.escape(r['method'])}'><h2>{html.escape(r['method'])} on "
-                     f"{_dataset_label(r['dataset'])}</h2>")
-        parts.append(f"<p>protocol {html.escape(r['protocol'])}; {r['n_clips']} clips, {r['n_subjects']} subjects, "
-                     f"{r.get('n_dropped', 0)} annotation rows dropped; device {html.escape(str(r['device']))}; "
-                     f"runtime {r['runtime_s']} s; commit <code>{_commit(r)}</code></p>")
-        links = [p for p in sorted(run_dir.glob("*.html"))]
-        if links:
-            parts.append("<p>Executed notebook: " + ", ".join(
-                f"<a href='{html.escape(p.relative_to(root).as_posix())}'>{html.escape(p.name)}</a>" for p in links)
-                + "</p>")
-        for note in r.get("notes") or []:
-            parts.append(f"<p class='note'><b>Note:</b> {html.escape(note)}</p>")
-        pc = pd.DataFrame(r["per_class"]).T.astype({"support": int})
-        parts.append(pc.to_html(float_format=lambda x: f"{x:.3f}", classes="pc", border=0))
-        parts.append(_confusion_img(r))
-        if r.get("ablations"):
-            ab = pd.DataFrame(r["ablations"])
-            parts.append("<h3>Ablations</h3>" + ab.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0))
-        parts.append("</section>")
-    parts.append("</body></html>")
+    reported_rows.sort(key=lambda row: key(row["method"]))  # notebook order; stable: each file's rows in order
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
+    page = env.get_template("report.html.j2").render(
+        smoke=smoke, built=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}", n_ok=len(ok),
+        machines=sorted({_machine_line(r) for r in ok}), n_boot=leaderboard.N_BOOT,
+        overview={"datasets": [_dataset_name(d) for d in datasets],
+                  "rows": overview_rows, "notes": notes},
+        errors=[{"path": str(r["_path"]), "error": r["_error"]} for r in runs if "_error" in r],
+        datasets=[_dataset_section(d, [r for r in ok if r["dataset"] == d]) for d in datasets],
+        sweep=None if smoke else _sweep_section(root), reported_columns=REPORTED_COLUMNS,
+        reported_rows=reported_rows, only_synth=all(r["dataset"] == "synth" for r in ok),
+        runs=[_run_section(r, root) for r in ok])
     path = root / "report.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
+    replace_atomic(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return path

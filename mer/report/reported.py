@@ -14,10 +14,13 @@ import pandas as pd
 
 from mer.paths import project_root
 
-COLUMNS = ["method", "dataset", "source", "protocol", "acc", "uf1", "uar", "aggregation", "split"]
+COLUMNS = ["method", "dataset", "source", "protocol", "acc", "uf1", "uar", "aggregation", "split", "flags"]
 FILE_COLUMNS = ["dataset", "protocol", "source", "acc", "uf1", "uar"]
 # optional column: how the paper aggregates LOSO results (empty: the paper does not say)
 AGGREGATIONS = {"pooled": "pooled over subjects", "subject mean": "mean over subjects"}
+# optional column: what the row's number rests on beyond its protocol, ';'-separated keys of FLAGS
+FLAGS = {"gt_au": "ground-truth AU input (annotations made from the same expression as the label)",
+         "test_epochs": "epochs picked on the test subject (the source's public code does it)"}
 METRICS = ("acc", "uf1", "uar")
 
 
@@ -29,8 +32,9 @@ def load_reported(root: str | os.PathLike | None = None) -> pd.DataFrame:
     lines (units, which table, the paper's quirks) and metrics as fractions in [0, 1]; an
     empty cell is a metric the paper does not report (NaN here). An optional column
     ``aggregation`` says how the paper combines LOSO folds (a key of :data:`AGGREGATIONS`;
-    empty: not stated), and an optional column ``split`` the paper's evaluation split in
-    words (LOSO, a fixed held-out test set, ...; empty: not stated). A malformed file raises
+    empty: not stated), an optional column ``split`` the paper's evaluation split in
+    words (LOSO, a fixed held-out test set, ...; empty: not stated), and an optional column
+    ``flags`` what the number rests on beyond its protocol (keys of :data:`FLAGS`). A malformed file raises
     ``ValueError`` naming the file, the line and the problem."""
     root = Path(root) if root is not None else project_root() / "params"
     frames = [_read_reported(path) for path in sorted(root.glob("*/reported.csv"))]
@@ -65,6 +69,10 @@ def _read_reported(path: Path) -> pd.DataFrame:
             row[col] = raw[col]
         row["aggregation"] = raw.get("aggregation", "")
         row["split"] = raw.get("split", "")
+        row["flags"] = raw.get("flags", "")
+        unknown = [f for f in row["flags"].split(";") if f.strip() and f.strip() not in FLAGS]
+        if unknown:
+            raise ValueError(f"{where}: unknown flag(s) {unknown}; known: {sorted(FLAGS)} (';'-separated)")
         if row["aggregation"] and row["aggregation"] not in AGGREGATIONS:
             raise ValueError(f"{where}: aggregation {row['aggregation']!r} is not one of {sorted(AGGREGATIONS)} "
                              "(or empty: not stated)")
@@ -118,3 +126,55 @@ def compare(method: str, dataset: str, protocol: str, metrics: dict, subject_mea
         rows.append({**ours, "aggregation": AGGREGATIONS["subject mean"] + " (the paper's aggregation)",
                      **{k: subject_mean[k] for k in METRICS}})
     return pd.DataFrame(rows)
+
+
+def protocol_flags(row: dict, ours_epochs: int | None = None, paper_epochs: int | None = None) -> list[str]:
+    """The protocol differences between a reported number and this study's run that matter
+    for reading one beside the other, each in words: a fixed held-out split, per-subject
+    averaging, label-derived (ground-truth AU) input, epochs picked on the test subject, and
+    fewer epochs in our run (``ours_epochs``, that run's, below ``paper_epochs``, the paper
+    profile's)."""
+    split = str(row.get("split") or "").lower()
+    flags = []
+    if any(w in split for w in ("held-out", "holdout", "fixed")):
+        flags.append("fixed held-out split (ours: LOSO)")
+    if row.get("aggregation") == "subject mean":
+        flags.append("per-subject averaging (ours: pooled)")
+    keys = [f.strip() for f in str(row.get("flags") or "").split(";") if f.strip()]
+    if "test-fold epoch selection" in split and "test_epochs" not in keys:
+        keys.append("test_epochs")
+    flags += [FLAGS[k] for k in keys]
+    if isinstance(ours_epochs, (int, float)) and paper_epochs and ours_epochs < paper_epochs:
+        flags.append(f"fewer epochs in our run ({int(ours_epochs)} of the paper's {int(paper_epochs)})")
+    return flags
+
+
+def reproduced(runs: list[dict], paper_epochs=None) -> list[dict]:
+    """Reported vs reproduced: one row per reported number (every method's ``reported.csv``),
+    beside this study's number on the same dataset and classes when such a run exists, and the
+    protocol differences (:func:`protocol_flags`). ``runs``: metrics.json dicts; a SynthME
+    run is never set beside a paper's number. A reference-network row takes the reference
+    run's network named first in its source. ``paper_epochs(method, dataset, network)`` gives
+    the paper profile's epochs (None: not known)."""
+    table = load_reported()
+    out = []
+    for r in table.to_dict("records"):
+        run = next((m for m in runs if m.get("method") == r["method"] and m.get("dataset") == r["dataset"]
+                    and m.get("protocol") == r["protocol"] and m.get("dataset") != "synth"), None)
+        ours = run
+        if run is not None and r["method"] == "reference":
+            name = str(r["source"]).split(",")[0].strip().lower()
+            ours = next((n for n in run.get("networks") or [] if str(n.get("name", "")).lower() == name), None)
+        paper, mine = None, None
+        if ours is not None and paper_epochs is not None:
+            network = ours.get("network") if r["method"] == "reference" else None
+            paper = paper_epochs(r["method"], r["dataset"], network)
+            mine = ours.get("epochs") if network else (run.get("params") or {}).get("epochs")
+        out.append({"method": r["method"], "dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]),
+                    "classes": r["protocol"], "source": r["source"],
+                    **{f"reported {k}": r[k] for k in METRICS},
+                    **{f"ours {k}": (ours or {}).get(k) for k in METRICS},
+                    "ours": "" if ours is not None else
+                    f"no run on {DATASET_NAMES.get(r['dataset'], r['dataset'])} ({r['protocol']})",
+                    "flags": protocol_flags(r, mine, paper)})
+    return out
