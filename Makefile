@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: study test lab report clean distclean
+.PHONY: study test lab report clean distclean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 study: $(STAMP)  ## generate SynthME, run every notebook with its synth params, build outputs/report.html
-	$(BIN)/mer study
+	$(BIN)/mer study  # one training seed, the test-epoch diagnostic on; mer study --seeds 3 --sweep for the rest
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+chromium:  ## Debian's Chromium for the browser test (tests/test_browser.py), installed when missing
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && \
+	    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "make: no chromium and no way to install it: tests/test_browser.py will be skipped"; fi; }
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

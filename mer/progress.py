@@ -6,6 +6,7 @@ from the network."""
 from __future__ import annotations
 
 import os
+import sys
 
 from tqdm.auto import tqdm as _auto
 from tqdm.std import tqdm as _text
@@ -20,6 +21,7 @@ def batch() -> bool:
 
 class _BatchBar(_text):
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("file", sys.stdout)  # a notebook shows stderr as a pink box a reader takes for a warning
         kwargs.setdefault("mininterval", TEXT_MIN_INTERVAL)
         kwargs.setdefault("ascii", True)
         super().__init__(*args, **kwargs)
