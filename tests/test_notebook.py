@@ -34,7 +34,7 @@ def test_baseline_notebook_through_papermill(tmp_path):
     run_dir = outputs / "synth" / "baseline"
     params = {"dataset": "synth", "data_root": str(data_root), "input_size": 32, "epochs": 1, "batch_size": 8,
               "ablations": ["apex"], "ablation_folds": 2, "output_dir": str(run_dir), "workers": 1,
-              "cache_dir": str(tmp_path / "cache")}
+              "cache_dir": str(tmp_path / "cache"), "seeds": [0, 1], "test_epochs": True}
     nb = project_root() / "notebooks" / "00_baseline.ipynb"
     executed = run_dir / "00_baseline.ipynb"
     execute(nb, executed, params, progress=False)
@@ -50,8 +50,17 @@ def test_baseline_notebook_through_papermill(tmp_path):
     preds = pd.read_csv(run_dir / "predictions.csv")
     assert len(preds) == 12 and set(preds["fold"]) == {"sub01", "sub02", "sub03"}
     assert (run_dir / "predictions_megc.txt").read_text().startswith("synth sub01\n")
-    for fig in ("examples", "curves", "confusion", "per_class", "ablations"):
+    for fig in ("examples", "curves", "confusion", "per_class", "ablations", "test_selection"):
         assert (run_dir / "figures" / f"{fig}.png").is_file()
+    # the main run again with the further seed (same folds), its predictions kept for the leaderboard
+    assert [r["seed"] for r in m["seed_runs"]] == [0, 1] and m["seed_runs"][0]["uf1"] == m["uf1"]
+    seed1 = pd.read_csv(run_dir / m["seed_runs"][1]["predictions"])
+    assert len(seed1) == 12 and list(seed1["fold"]) == list(preds["fold"])
+    # the test-epoch diagnostic: one epoch, so the oracle readings equal the honest score
+    sel = m["test_selection"]
+    assert sel["epochs"] == 1 and sel["honest_uf1"] == m["uf1"]
+    assert sel["fold_best_uf1"] == pytest.approx(m["uf1"]) and sel["inflation_uf1"] == pytest.approx(0)
+    assert m["date"] and "CPU" in m["machine"]
 
     assert m["params"]["align"] is True
     assert list((tmp_path / "cache").glob("detect/*/*.npz"))  # the aligned pipeline ran through the cache
@@ -292,3 +301,18 @@ def test_reference_notebook_through_papermill(tmp_path):
                    ("STSTNet", "RCN-A", "95% interval", "No finished baseline", "reported", "MEB rerun"))
     board = build_report(outputs, smoke=True).read_text()  # smoke runs have their own report
     assert "STSTNet (reference)" in board or "STSTNet (strongest reference)" in board
+
+
+def test_study_options_reach_every_notebook_that_declares_them():
+    """mer study --seeds N gives every notebook seeds 0..N-1 and the test-epoch diagnostic is on
+    in a study; the amplitude sweep runs only when asked."""
+    from mer.study import declared_parameters, study_overrides
+    assert study_overrides(3) == {"test_epochs": True, "seeds": [0, 1, 2]}
+    assert study_overrides(None, test_epochs=False) == {"test_epochs": False}
+    with pytest.raises(ValueError, match="at least 1"):
+        study_overrides(0)
+    jobs = find_jobs("synth")
+    assert "sweep" not in [j.method for j in jobs]
+    assert [j.method for j in find_jobs("synth", ["sweep"])] == ["sweep"]
+    for job in jobs:
+        assert {"seeds", "test_epochs"} <= declared_parameters(job.notebook), job.notebook.name

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 
-from mer.paths import notebook_order, outputs_dir, replace_atomic, smoke_dir
+from mer.paths import notebook_order, outputs_dir, project_root, replace_atomic, smoke_dir
 from mer.report.reported import DATASET_NAMES
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -94,17 +94,18 @@ def _machine_line(run: dict) -> str:
 
 
 def paper_epochs(method: str, dataset: str, network: str | None = None) -> int | None:
-    """The paper profile's epochs of ``method`` on ``dataset`` (its params file), or of one
-    reference network (its paper's); None where there is no profile."""
+    """The paper profile's epochs of ``method`` on ``dataset`` (its params file's ``epochs``), or
+    of one reference network (its paper's); None where the profile does not set them."""
     if network:
         from mer.models import reference
         return reference.TRAINING.get(network, {}).get("epochs")
-    from mer.study import method_params
+    import yaml
+    path = project_root() / "params" / method / f"{dataset}.yaml"
     try:
-        params = method_params(method, dataset)
-    except (FileNotFoundError, ValueError):
+        params = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
         return None
-    epochs = params.get("epochs")
+    epochs = params.get("epochs") if isinstance(params, dict) else None
     return int(epochs) if isinstance(epochs, (int, float)) else None
 
 
