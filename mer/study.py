@@ -151,12 +151,18 @@ def job_params(job: Job, data_root: str | os.PathLike | None = None, smoke: bool
     return params
 
 
-def run_job(job: Job, dataset: str, params: dict, out: Path, progress: bool = True) -> Path:
-    """Execute one job's notebook with ``params`` into ``out`` and render it to HTML
-    (rendered also when it fails, which is re-raised); returns the executed notebook."""
+def ensure_generated(params: dict, progress: bool = True) -> None:
+    """Generate the SynthME data a run's parameters read and that is not there yet: the macro
+    set of p3's pre-training (``macro_dataset: synth_macro`` without ``macro_root``)."""
     if params.get("macro_dataset") == "synth_macro" and params.get("macro_root") is None:
         from mer.data import synth
         synth.ensure_macro(None, progress=progress)  # generated data, like the quick set
+
+
+def run_job(job: Job, dataset: str, params: dict, out: Path, progress: bool = True) -> Path:
+    """Execute one job's notebook with ``params`` into ``out`` and render it to HTML
+    (rendered also when it fails, which is re-raised); returns the executed notebook."""
+    ensure_generated(params, progress)
     out_nb = out / job.notebook.name
     print(f"[study] {job.method} on {dataset}{' (smoke)' if params.get('smoke') else ''}: {job.notebook.name} "
           f"with {job.params_file.relative_to(project_root())}", flush=True)
