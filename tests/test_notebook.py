@@ -316,3 +316,28 @@ def test_study_options_reach_every_notebook_that_declares_them():
     assert [j.method for j in find_jobs("synth", ["sweep"])] == ["sweep"]
     for job in jobs:
         assert {"seeds", "test_epochs"} <= declared_parameters(job.notebook), job.notebook.name
+
+
+def test_sweep_notebook_through_papermill(tmp_path):
+    """The amplitude sweep in smoke mode, one method: a SynthME set per amplitude, the method's
+    own notebook on each, sweep.json and the chart, and the report's sweep section."""
+    outputs = tmp_path / "outputs"
+    run_dir = outputs / "synth" / "sweep"
+    params = {"amplitudes": [1, 4], "methods": ["baseline"], "method_params": {"baseline": {"ablations": []}},
+              "smoke": True, "workers": 1, "output_dir": str(run_dir)}
+    executed = run_dir / "07_sweep.ipynb"
+    import os
+    os.environ["MER_OUTPUTS"] = str(outputs)  # the sets and the nested runs' caches stay in tmp_path
+    try:
+        execute(method_notebook("sweep"), executed, params, progress=False)
+    finally:
+        del os.environ["MER_OUTPUTS"]
+    summary = json.loads((run_dir / "sweep.json").read_text())
+    assert [(r["amplitude (px)"], r["method"]) for r in summary["rows"]] == [(1.0, "baseline"), (4.0, "baseline")]
+    assert summary["date"] and "CPU" in summary["machine"] and summary["runtime_s"] > 0
+    assert (run_dir / "figures" / "amplitude.png").is_file()
+    for a in ("1", "4"):
+        m = json.loads((run_dir / "runs" / f"amp_{a}" / "baseline" / "metrics.json").read_text())
+        assert m["smoke"] is True and m["params"]["folds"] == 2 and m["n_subjects"] == 4
+    report = build_report(outputs).read_text()
+    assert "UF1 against motion amplitude, per method" in report and "Not run: <code>mer study --sweep" not in report

@@ -380,6 +380,6 @@ def amplitude_sweep(table: pd.DataFrame, title: str = "UF1 against motion amplit
     ax.set_ylabel("pooled UF1 (95% interval)")
     ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
