@@ -178,7 +178,7 @@ def cached_npz(path: Path, make, what: str = "pairs") -> dict:
     """The arrays in ``path`` when it is readable, else ``make()``'s, saved there first."""
     if path.is_file():
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
             print(f"[{what}] {path} unreadable ({e}); generating again")
