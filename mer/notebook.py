@@ -133,15 +133,24 @@ def train_config(params: dict, **changes) -> engine.TrainConfig:
 
 def start(method: str, namespace: dict) -> "Run":
     """The run of ``method``'s notebook: its parameters (every name the notebook's
-    ``parameters`` cell declares, read from ``namespace``, the notebook's ``globals()``),
+    ``parameters`` cell declares, read from ``namespace``, the notebook's ``globals()``; a name
+    papermill injected that the cell does not declare, or a value of the wrong kind, is an
+    error: :mod:`mer.parameters`),
     shrunk for a smoke run (and written back into ``namespace`` so the notebook's cells see
     the values they run with), the output folder and the device."""
-    from mer.study import declared_parameters, method_notebook
-    names = sorted(declared_parameters(method_notebook(method)))
+    from mer import parameters
+    from mer.study import method_notebook, notebook_defaults
+    defaults = notebook_defaults(method_notebook(method))
+    names = sorted(defaults)
     missing = [n for n in names if n not in namespace]
     if missing:
         raise NameError(f"{method}: run the parameters cell first ({missing} are not defined)")
+    # what papermill injected (-p, -f, a params file through mer study): a name the notebook does
+    # not declare would otherwise be ignored with a warning, and the run would use the default
+    parameters.check_names(parameters.injected_names(namespace.get("In") or []), names,
+                           f"{method}: the parameters given to this notebook")
     params = {n: namespace[n] for n in names}
+    parameters.check_values(params, defaults, f"{method}: the parameters given to this notebook")
     if params.get("smoke"):
         params = smoke_params(params)
         namespace.update(params)

@@ -141,13 +141,20 @@ def job_params(job: Job, data_root: str | os.PathLike | None = None, smoke: bool
                overrides: dict | None = None) -> dict:
     """The parameters a job runs with: its params file, then ``data_root``, the
     ``overrides`` its notebook declares, and ``smoke``."""
+    from mer import parameters
     params = load_params(job.params_file)
+    defaults = notebook_defaults(job.notebook)
+    where = str(job.params_file.relative_to(project_root()) if job.params_file.is_relative_to(project_root())
+                else job.params_file)
+    parameters.check_names(params, defaults, where)
     if data_root is not None:
         params["data_root"] = str(data_root)
-    declared = declared_parameters(job.notebook)
-    params.update({k: v for k, v in (overrides or {}).items() if k in declared})
+    declared = set(defaults)
+    given = {k: v for k, v in (overrides or {}).items() if k in declared}
+    params.update(given)
     if smoke:
         params["smoke"] = True
+    parameters.check_values(params, defaults, where + (" with mer study -p " + ", ".join(given) if given else ""))
     return params
 
 
@@ -207,9 +214,10 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
     declared_anywhere = {p for job in jobs for p in declared_parameters(job.notebook)}
     overrides = {**{k: v for k, v in study_overrides(seeds, test_epochs).items() if k in declared_anywhere},
                  **(overrides or {})}
-    unused = set(overrides or {}) - declared_anywhere
-    if unused:
-        raise ValueError(f"no notebook of this study declares the parameter(s) {sorted(unused)}")
+    from mer import parameters
+    parameters.check_names(overrides or {}, declared_anywhere, "mer study -p")
+    for job in jobs:  # every params file checked before the first notebook runs
+        job_params(job, data_root, smoke, overrides)
     if dataset == "synth" and data_root is None:  # the generated quick set, unless another copy is named
         from mer.data import synth
         synth.ensure(None, progress=progress)
