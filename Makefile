@@ -26,8 +26,10 @@ chromium:  ## Debian's Chromium for the browser test (tests/test_browser.py), in
 	    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "make: no chromium and no way to install it: tests/test_browser.py will be skipped"; fi; }
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)  # Jupyter refuses root without it (GPU containers run as root)
+lab: $(STAMP)  ## JupyterLab on notebooks/ with the kernel "Python (mer)", as root or as a user
+	$(BIN)/jupyter lab notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 report: $(STAMP)
 	$(BIN)/mer report
