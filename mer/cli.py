@@ -21,7 +21,18 @@ def _data_check(a: argparse.Namespace) -> int:
     else:
         table = data.load(a.dataset, a.root, protocol=a.protocol, annotation=a.annotation)
     print(table.summary())
-    return 0
+    if not a.deep:
+        return 0
+    from mer.data.clips import deep_check
+    problems = deep_check(table.clips, workers=a.workers)
+    frames = int(sum(len(f) for f in table.clips["frames"]))
+    if not problems:
+        print(f"deep check: all {frames} frames of {len(table.clips)} clips decode")
+        return 0
+    print(f"deep check: {len(problems)} of {frames} frames cannot be read:")
+    for p in problems:
+        print(f"  {p['subject']}/{p['clip']}: {p['path']}: {p['problem']}")
+    return 1
 
 
 def _prepare(a: argparse.Namespace) -> int:
@@ -186,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default="casme2", help="a dataset, or a pre-training set (ckplus, mmew_macro, ...)")
     c.add_argument("--protocol", default=None)
     c.add_argument("--annotation", default=None, help="the annotation sheet, when discovery is not enough")
+    c.add_argument("--deep", action="store_true",
+                   help="also decode every frame of every clip (in parallel) and list those that cannot be read; "
+                        "exit status 1 when any")
+    c.add_argument("--workers", type=int, default=None, help="threads for --deep (default: one per core)")
     c.set_defaults(func=_data_check)
 
     pr = sub.add_parser("prepare", help="align, crop and cache a dataset's clips ahead of a run")

@@ -183,7 +183,7 @@ class Run:
         from IPython.display import Markdown, display
         p = self.params
         self.table = data.load(p["dataset"], p.get("data_root"), protocol=p.get("protocol"),
-                               annotation=p.get("annotation"))
+                               annotation=p.get("annotation"), on_bad_frame=p.get("on_bad_frame", "drop"))
         print(self.table.summary())
         display(self.table.class_counts().to_frame("clips"))
         display(self.table.dropped if len(self.table.dropped) else Markdown("*No annotation rows dropped.*"))

@@ -36,6 +36,8 @@ RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     "ablation_folds": (FOLDS, _folds),
     "device": ("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", _device),
     "amp": ("'auto', 'bf16', 'fp16' or 'off'", lambda v: v in ("auto", "bf16", "fp16", "off")),
+    "on_bad_frame": ("'drop' (a clip with an unreadable frame is left out, with its file and reason) or 'error'",
+                     lambda v: v in ("drop", "error")),
     "workers": ("None, 'auto' or a number of processes >= 1",
                 lambda v: v is None or v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
                 or (isinstance(v, str) and v.isdigit() and int(v) >= 1)),

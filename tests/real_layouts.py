@@ -94,6 +94,10 @@ def casme2_tree(root: Path, clips: list[Clip]) -> list[tuple]:
         if emotion in MEGC:
             megc.append(("casme2", f"sub{c.subject:02d}", name, MEGC[emotion]))
     rows.append([1, "EP99_09", 10, 12, 15, "4", "sadness"])  # outside casme2-5
+    first = clips[0]  # a copy of the first clip whose apex lies after its offset
+    put(first.frames, root / "CASME2_RAW_selected" / f"sub{first.subject:02d}" / "EP98_01",
+        [f"img{n}.jpg" for n in range(first.onset, first.offset + 1)])
+    rows.append([first.subject, "EP98_01", first.onset, first.offset + 4, first.offset, first.aus, "happiness"])
     rows.append([9, "EP30_01", 10, 12, 15, "4", "disgust"])  # no frame folder
     casme2_sheet(rows, root / "CASME2-coding-20140508.xlsx")
     return megc
@@ -263,8 +267,40 @@ def ckplus_tree(root: Path, clips: list[Clip]) -> None:
     (root / "cohn-kanade-images" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
 
 
+IMAGE_SUFFIXES = {".jpg", ".bmp", ".png"}
+
+
+def break_frames(tree: Path, skip: tuple[str, ...] = ()) -> dict[str, Path]:
+    """The faults a real copy of a release can hold, put into a micro-expression tree: one
+    frame cut to half its bytes (a truncated JPEG or BMP), one empty frame (0 bytes), and one
+    clip whose every frame is a flat grey picture with no face to detect. Returns which file
+    or folder got which fault; folders under a name in ``skip`` (clips the protocol leaves out) are
+    not touched."""
+    def frames(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    # clip folders (a still's single image is no clip)
+    folders = [f for f in sorted({p.parent for p in tree.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES})
+               if len(frames(f)) >= 4 and not set(skip) & set(f.relative_to(tree).parts)]
+    faults = {}
+    cut = frames(folders[1])[2]
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    faults["truncated"] = cut
+    empty = frames(folders[2])[2]
+    empty.write_bytes(b"")
+    faults["empty"] = empty
+    for frame in frames(folders[3]):
+        img = cv2.imread(str(frame), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(frame), img * 0 + 128)
+    faults["no face"] = folders[3]
+    return faults
+
+
 def build_all(root: Path) -> dict[str, dict]:
-    """Every tree under ``root``; per dataset id, the parameters a run on it needs."""
+    """Every tree under ``root``; per dataset id, the parameters a run on it needs. Each
+    micro-expression tree holds the faults of :func:`break_frames`, and CASME II's and
+    CAS(ME)^3's sheets an apex outside onset..offset: the runs must complete without those
+    clips, each dropped with its reason."""
     clips = source_clips(root / "source")
     trees = {name: root / name for name in ("casme2", "samm", "smic", "casme_sq", "casme3", "mmew", "composite",
                                             "ckplus")}
@@ -277,6 +313,12 @@ def build_all(root: Path) -> dict[str, dict]:
     ckplus_tree(trees["ckplus"], clips)
     comp = trees["composite"]
     megc = (casme2_tree(comp / "CASME2", clips) + samm_tree(comp / "SAMM", clips) + smic_tree(comp / "SMIC", clips))
+    for name in ("casme2", "samm", "smic", "casme_sq", "casme3"):
+        break_frames(trees[name])
+    # not the macro stills (p3's pre-training source), nor clips mmew-5 leaves out anyway
+    break_frames(trees["mmew"] / "Micro_Expression", skip=("anger", "others"))
+    for part in ("CASME2", "SAMM", "SMIC"):
+        break_frames(comp / part)
     megc[0] = (*megc[0][:3], (megc[0][3] + 1) % 3)  # the official file disagrees with one derived label
     official = comp / "combined_3class_gt.csv"
     pd.DataFrame(megc[:-1]).to_csv(official, header=False, index=False)  # and leaves out one clip

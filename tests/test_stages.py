@@ -6,7 +6,7 @@ from mer.paths import project_root
 
 # base (paths, landmarks) < data < preprocess < models < train < magnify < report < the run layer
 STAGE = {"paths": 0, "landmarks": 0, "machine": 0, "progress": 0, "data": 1, "preprocess": 2, "models": 3, "train": 4, "magnify": 5, "report": 6,
-         "notebook": 7, "study": 7, "cli": 7, "bench": 7, "sweep": 7}
+         "notebook": 7, "study": 7, "cli": 7, "bench": 7, "sweep": 7, "parameters": 7}
 
 
 def _stage(module: str) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mer.data.clips import ClipTable
+from mer.data.clips import BAD_FRAME, ClipTable
 from mer.data.protocols import PROTOCOLS, get_protocol
 
 DEFAULT_PROTOCOL = {"synth": "synth-5", "casme2": "casme2-5", "samm": "samm-5", "smic": "smic-3",
@@ -40,13 +40,30 @@ def _loader(name: str):
     return load_composite
 
 
+ON_BAD_FRAME = ("drop", "error")
+
+
 def load(name: str, root: str | os.PathLike | None = None, protocol: str | None = None,
-         annotation: str | os.PathLike | None = None, **kwargs) -> ClipTable:
+         annotation: str | os.PathLike | None = None, on_bad_frame: str = "drop", **kwargs) -> ClipTable:
     """Load dataset ``name`` from ``root`` as a :class:`ClipTable` (``.clips``, ``.dropped``).
 
     ``synth`` with no root uses the SynthME quick set under ``outputs/data`` and generates
-    it first when absent.
+    it first when absent. A clip with a frame that cannot be read (an empty file, a JPEG cut
+    short, an onset or apex the decoder rejects) is dropped with the file and the reason
+    (``on_bad_frame="drop"``), or stops the load with every such file listed (``"error"``).
     """
+    if on_bad_frame not in ON_BAD_FRAME:
+        raise ValueError(f"on_bad_frame must be one of {ON_BAD_FRAME}, got {on_bad_frame!r}")
+    table = _load(name, root, protocol, annotation, **kwargs)
+    bad = table.dropped[table.dropped["reason"].astype(str).str.startswith(BAD_FRAME)]
+    if on_bad_frame == "error" and len(bad):
+        raise ValueError(f"{name}: {len(bad)} clip(s) with a frame that cannot be read (on_bad_frame: drop runs "
+                         "without them):\n" + "\n".join(f"  {r.subject}/{r.clip}: {r.reason}"
+                                                         for r in bad.itertuples()))
+    return table
+
+
+def _load(name: str, root, protocol, annotation, **kwargs) -> ClipTable:
     if name not in DEFAULT_PROTOCOL:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DEFAULT_PROTOCOL)}")
     protocol = protocol or DEFAULT_PROTOCOL[name]

@@ -3,7 +3,8 @@
 A loader turns each annotation (sheet row or folder) into a :class:`Record`; the
 :class:`TableBuilder` then either adds it to ``.clips`` or reports it in ``.dropped``
 with the reason: unreadable subject, duplicate, emotion outside the protocol, unusable
-onset/offset, missing frames, apex outside onset..offset. A missing apex is estimated
+onset/offset, missing frames, apex outside onset..offset, a frame that cannot be read (an
+empty file, a JPEG cut short, an onset or apex the decoder rejects). A missing apex is estimated
 from the frames and flagged. AU strings are parsed, unreadable parts noted.
 """
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mer.data.aus import parse_aus
-from mer.data.clips import CLIP_COLUMNS, ClipTable, clip_frames, estimate_apex, make_tables
+from mer.data.clips import (BAD_FRAME, CLIP_COLUMNS, ClipTable, clip_frame_problem, clip_frames, estimate_apex,
+                            make_tables)
 from mer.data.protocols import Protocol, normalise_emotion
 
 
@@ -75,11 +77,21 @@ class TableBuilder:
             self.drop(rec, why)
             return False
         apex, estimated = rec.apex, False
-        if apex is None:
-            apex, estimated = estimate_apex(files, rec.onset), True
-        elif not rec.onset <= apex <= rec.offset:
+        if apex is not None and not rec.onset <= apex <= rec.offset:
             self.drop(rec, f"apex {apex} outside onset..offset {rec.onset}..{rec.offset}")
             return False
+        # a clip with a frame that cannot be read is dropped with the file and the reason, never
+        # run with a substitute (every frame's ends checked; onset and apex decoded)
+        bad = clip_frame_problem(files, [0] if apex is None else [0, apex - rec.onset])
+        if bad:
+            self.drop(rec, f"{BAD_FRAME} {bad[0]}: {bad[1]}")
+            return False
+        if apex is None:
+            apex, estimated = estimate_apex(files, rec.onset), True
+            bad = clip_frame_problem(files[apex - rec.onset:apex - rec.onset + 1], [0])
+            if bad:
+                self.drop(rec, f"{BAD_FRAME} {bad[0]}: {bad[1]}")
+                return False
         au = parse_aus(rec.au)
         notes = list(rec.notes)
         if au.unknown and rec.has_aus:

@@ -186,3 +186,65 @@ def check_root(root) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} is not a directory")
     return root
+
+
+BAD_FRAME = "unreadable frame"  # the start of a dropped row's reason when a frame of its clip cannot be read
+
+
+def frame_problem(path: str | Path, decode: bool = False) -> str | None:
+    """What is wrong with one frame file, or None: missing, empty, a JPEG or PNG cut short (no
+    end marker), a BMP shorter than its header says; with ``decode`` also an image the decoder
+    rejects. Without ``decode`` only the file's ends are read (cheap enough for every frame
+    of every clip at each load); a truncated JPEG often still decodes, padded with grey, so
+    the end marker is what catches it."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+            fh.seek(max(0, size - 64))
+            tail = fh.read()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    suffix = p.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        if not head.startswith(b"\xff\xd8"):
+            return "not a JPEG (no start-of-image marker)"
+        if b"\xff\xd9" not in tail.rstrip(b"\x00\r\n "):
+            return "truncated JPEG (no end-of-image marker)"
+    elif suffix == ".png" and b"IEND" not in tail:
+        return "truncated PNG (no end chunk)"
+    elif suffix == ".bmp" and len(head) >= 6 and head[:2] == b"BM" and int.from_bytes(head[2:6], "little") > size:
+        return f"truncated BMP ({size} of the {int.from_bytes(head[2:6], 'little')} bytes its header declares)"
+    if decode and cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is None:
+        return "not a readable image (the decoder rejects it)"
+    return None
+
+
+def clip_frame_problem(files: list[str], key: list[int]) -> tuple[str, str] | None:
+    """The first bad frame of a clip, as (path, what is wrong): every file's ends are checked,
+    the frames at positions ``key`` (onset, apex) are also decoded."""
+    for i, f in enumerate(files):
+        why = frame_problem(f, decode=i in key)
+        if why:
+            return f, why
+    return None
+
+
+def deep_check(clips: pd.DataFrame, workers: int | None = None, progress: bool = True) -> list[dict]:
+    """Decode every frame of every clip (threads: the decoder releases the GIL), with a
+    progress bar; one dict per frame that cannot be read: subject, clip, path, problem."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from mer.progress import tqdm
+    jobs = [(r.subject, r.clip, f) for r in clips.itertuples() for f in r.frames]
+    problems = []
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results = pool.map(lambda job: frame_problem(job[2], decode=True), jobs)
+        for (subject, clip, path), why in tqdm(zip(jobs, results), total=len(jobs), desc="decoding frames",
+                                               disable=not progress):
+            if why:
+                problems.append({"subject": subject, "clip": clip, "path": path, "problem": why})
+    return problems

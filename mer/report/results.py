@@ -178,6 +178,8 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "smoke": bool(params.get("smoke")),  # compute shrunk to check a setup: the numbers mean nothing
         "n_clips": int(len(table.clips)), "n_subjects": int(table.clips["subject"].nunique()),
         "n_dropped": int(len(table.dropped)),
+        # every annotation row or clip left out, with its reason (an unreadable frame names its file)
+        "dropped": table.dropped.astype(object).where(table.dropped.notna(), None).to_dict(orient="records"),
         "acc": m["acc"], "uf1": m["uf1"], "uar": m["uar"], "per_class": m["per_class"],
         "confusion": m["confusion"], "labels": classes,
         "per_fold": {"note": PER_FOLD_NOTE, "folds": result.per_fold.to_dict(orient="records")},
