@@ -166,7 +166,7 @@ class Run:
         self.method, self.params, self.t_start = method, params, time.perf_counter()
         p = params
         self.dataset, self.smoke, self.seed = p["dataset"], bool(p.get("smoke")), p.get("seed", 0)
-        self.out = output_dir(self.dataset, method, p.get("output_dir"), self.smoke)
+        self.out = paths.ensure_writable(output_dir(self.dataset, method, p.get("output_dir"), self.smoke))
         self.device = str(engine.resolve_device(p.get("device", "auto")))
         self.parallel = parallel.resolve(p.get("workers"), p.get("dask_scheduler"), p.get("device", "auto"))
         self.label = label(self.dataset, self.smoke)

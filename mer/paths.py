@@ -2,6 +2,8 @@
 replacement and content keys for cached results."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -88,10 +90,43 @@ def safe_name(name: object) -> str:
 
 def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """``write`` a temporary file beside ``path``, then rename it into place: a crash never
-    leaves a half-written ``path``."""
+    leaves a half-written ``path``. A write that fails (a full disk, a read-only folder)
+    removes its temporary file and raises an OSError naming ``path`` and what to do."""
+    path = Path(path)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, write_failure(path, exc), str(path)) from exc
+
+
+def write_failure(path: Path, exc: OSError) -> str:
+    """One sentence on a failed write of ``path``: why, and what to do."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return (f"{path}: could not be written: the disk is full ({why}); free space and run again: finished "
+                "folds, cache entries and weights are kept and reused")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"{path}: could not be written: the folder is read-only ({why}); set output_dir or MER_OUTPUTS "
+                "(cache_dir or MER_CACHE for the cache) to a writable folder")
+    return f"{path}: could not be written ({why})"
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Create ``folder`` and check a file can be written there, before any work is spent;
+    an OSError naming the folder otherwise (:func:`write_failure`)."""
+    folder = Path(folder)
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, write_failure(folder, exc), str(folder)) from exc
+    return folder
 
 
 def describe(value: object) -> object:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from mer.paths import method_notebooks, outputs_dir, project_root
+from mer.paths import method_notebooks, project_root, replace_atomic
 
 KERNEL = "mer"
 # notebooks a study runs only when asked (``mer study --sweep`` or ``--only``): the amplitude sweep
@@ -133,7 +133,7 @@ def to_html(ipynb: Path) -> Path:
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)])
     body, _ = exporter.from_notebook_node(nb)
     path = ipynb.with_suffix(".html")
-    path.write_text(body, encoding="utf-8")
+    replace_atomic(path, lambda tmp: tmp.write_text(body, encoding="utf-8"))
     return path
 
 

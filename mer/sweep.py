@@ -110,7 +110,7 @@ def run_sweep(amplitudes, methods, out: Path, subjects: int = 8, clips_per_subje
                          "UF1": round(r["uf1"], 3), "UF1 95%": f"[{r['uf1_low']:.3f}, {r['uf1_high']:.3f}]",
                          "UAR": round(r["uar"], 3)} for r in rows]}
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "sweep.csv", index=False)
+    paths.replace_atomic(out / "sweep.csv", lambda tmp: table.to_csv(tmp, index=False))
     paths.replace_atomic(out / "sweep.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
     return table, summary
 

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from mer.paths import replace_atomic
+
 
 STAMP_DEVICE = None  # the device results are computed on (set by the run helper); the stamp names its GPU
 
@@ -29,7 +31,7 @@ def save(fig, out_dir: str | Path, name: str) -> Path:
     path = Path(out_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     add_stamp(fig)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    replace_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
     return path
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer import machine
-from mer.paths import project_root
+from mer.paths import project_root, replace_atomic
 from mer.train.metrics import headline, paired_bootstrap, scores, scores_by_group
 
 PER_FOLD_NOTE = ("secondary: per-fold scores; the headline metrics pool all folds' predictions "
@@ -154,7 +154,7 @@ def write_predictions(out_dir: str | os.PathLike, result, table) -> Path:
     preds.insert(0, "dataset", table.dataset)
     preds["true_class"] = [classes[i] for i in preds["y_true"]]
     preds["pred_class"] = [classes[i] for i in preds["y_pred"]]
-    preds.to_csv(out / "predictions.csv", index=False)
+    replace_atomic(out / "predictions.csv", lambda tmp: preds.to_csv(tmp, index=False))
     return out / "predictions.csv"
 
 
@@ -168,9 +168,11 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
     out = Path(out_dir)
     classes = list(table.classes)
     write_predictions(out, result, table)
-    (out / "predictions_megc.txt").write_text(megc_log(result.predictions, table.dataset, classes))
-    result.per_fold.to_csv(out / "per_fold.csv", index=False)
-    result.curves.to_csv(out / "curves.csv", index=False)
+    # every file written whole or not at all, metrics.json last: it marks a finished run
+    replace_atomic(out / "predictions_megc.txt",
+                   lambda tmp: tmp.write_text(megc_log(result.predictions, table.dataset, classes)))
+    replace_atomic(out / "per_fold.csv", lambda tmp: result.per_fold.to_csv(tmp, index=False))
+    replace_atomic(out / "curves.csv", lambda tmp: result.curves.to_csv(tmp, index=False))
     m = result.metrics
     metrics = {
         "method": method, "dataset": table.dataset, "protocol": table.protocol,
@@ -191,5 +193,5 @@ def write_run(out_dir: str | os.PathLike, *, method: str, table, result, params:
         "date": machine.today(), "git_commit": git_commit(),
         "params": params, "notes": list(notes or []), **(extra or {}),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    replace_atomic(out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=1, default=str)))
     return metrics
