@@ -10,7 +10,8 @@ from mer.paths import method_notebooks
 
 
 def test_every_method_builds_and_runs_at_smoke_sizes():
-    with_notebook = {m for m, nbs in method_notebooks().items() if nbs}
+    from mer.study import ON_REQUEST  # the amplitude sweep's notebook runs the others; it has no model
+    with_notebook = {m for m, nbs in method_notebooks().items() if nbs} - set(ON_REQUEST)
     assert set(METHODS) == with_notebook  # a new method's notebook needs a builder here
     assert method_params("baseline", "casme2")["dataset"] == "casme2"
     for method in METHODS:

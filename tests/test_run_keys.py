@@ -69,7 +69,9 @@ def test_model_spec_key_takes_every_argument():
 def test_every_training_setting_is_in_the_run_key():
     cfg = engine.TrainConfig()
     ident = engine.config_ident(cfg)
-    assert set(ident) == set(vars(cfg))
+    # every field but the diagnostics, which add to a record without changing its predictions
+    # (tests/test_engine.py: the test-epoch diagnostic leaves the predictions alone)
+    assert set(ident) == set(vars(cfg)) - set(engine.DIAGNOSTIC_FIELDS) and engine.DIAGNOSTIC_FIELDS
 
 
 # --------------------------------------------------------------------------- notebook level
@@ -86,14 +88,18 @@ NOT_IN_MAIN_KEY = {  # ATM-GCN notebook parameters that do not change the main r
     "ablations": "which ablation rows run (each has its own key)",
     "ablation_folds": "the ablation runs' folds (their own keys)",
     "attention_clips": "how many clips the attention figure draws",
+    "seeds": "further training seeds: the main run again with each, under its own key",
+    "test_epochs": "a diagnostic kept beside the fold records; the predictions stay the same (tests/test_engine.py)",
 }
 CHANGES = {"config": "paper_small", "input_size": 40, "frames": 5, "sampling": "rate", "target_fps": 20.0,
            "global_node": "extra", "grad_accum": 2, "align": False, "aug_flip": False, "aug_rotate": 5.0,
            "aug_pad": 3, "aug_jitter": 0.2, "epochs": 2, "batch_size": 4, "lr": 1e-2, "weight_decay": 1e-3,
            "scheduler": "exp", "exp_gamma": 0.9, "focal_gamma": 1.0, "seed": 1, "device": "cpu", "amp": "off",
            "folds": 2, "ablations": [], "ablation_folds": 3, "attention_clips": 1, "smoke": True,
-           "workers": 2, "dask_scheduler": "tcp://127.0.0.1:1", "cache_dir": "{tmp}/cache2", "output_dir": "{tmp}/out2"}
-SELECTING_CLIPS = {"dataset", "data_root", "protocol", "annotation"}  # other clips: covered by the engine's tests
+           "workers": 2, "dask_scheduler": "tcp://127.0.0.1:1", "cache_dir": "{tmp}/cache2", "output_dir": "{tmp}/out2",
+           "seeds": [0, 1], "test_epochs": True}
+# other clips: covered by the engine's tests (on_bad_frame: which clips a bad frame leaves out)
+SELECTING_CLIPS = {"dataset", "data_root", "protocol", "annotation", "on_bad_frame"}
 
 
 def _main_key(cells, params, monkeypatch) -> str:

@@ -104,7 +104,7 @@ def test_study_parameters_reach_only_the_notebooks_that_declare_them(capsys):
     assert tdsgcn["macro_root"] == "/data/CK+" and "macro_root" not in base
     assert base["smoke"] is True and base["data_root"] == "/data/SAMM" and base["epochs"] == 75  # shrunk in the notebook
     assert main(["study", "--dataset", "samm", "--smoke", "-p", "epoch=1"]) == 2  # a typo is refused up front
-    assert "declares the parameter(s) ['epoch']" in capsys.readouterr().err
+    assert "mer study -p: unknown parameter 'epoch' (did you mean 'epochs'?)" in capsys.readouterr().err
 
 
 def test_smoke_params_shrink_compute_only():
