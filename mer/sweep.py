@@ -5,7 +5,7 @@ SynthME knows each clip's motion amplitude. The sweep generates one SynthME set 
 subjects, identities, expressions and clips, only the amplitude differs), runs every method's
 own notebook on each set with one shared, cheap protocol (grouped k-fold by subject, one
 training seed, each notebook's quick settings, its ablations and side studies switched off by
-``params/sweep/<dataset>.yaml``'s ``method_params``), and collects pooled UF1 with its
+the sweep notebook's ``method_params``), and collects pooled UF1 with its
 subject-bootstrap 95% interval per method and amplitude: one chart, one table.
 
 The numbers are synthetic, and few clips per set make the intervals wide: the sweep shows
