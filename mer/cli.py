@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave the test-epoch diagnostic off (on in a study: each epoch's test-fold predictions are "
                          "kept to measure what picking an epoch on the test subject would report; never used to train)")
     st.add_argument("--sweep", action="store_true",
-                    help="also run the amplitude sweep (notebooks/07_sweep_amplitude.ipynb: every method on SynthME "
+                    help="also run the amplitude sweep (notebooks/07_sweep.ipynb: every method on SynthME "
                          "at five motion amplitudes, grouped k-fold); left out of the default study for its time")
     st.add_argument("-p", "--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
                     help="override one parameter of every notebook run (YAML value), e.g. -p macro_root=/data/CK+")

@@ -215,17 +215,16 @@ def run_study(dataset: str = "synth", methods: list[str] | None = None, fresh: b
     overrides = {**{k: v for k, v in study_overrides(seeds, test_epochs).items() if k in declared_anywhere},
                  **(overrides or {})}
     from mer import parameters
-    parameters.check_names(overrides or {}, declared_anywhere, "mer study -p")
-    for job in jobs:  # every params file checked before the first notebook runs
-        job_params(job, data_root, smoke, overrides)
+    parameters.check_names(overrides, declared_anywhere, "mer study -p")
+    # every job's parameters, each checked, before the first notebook runs
+    job_list = [(job, job_params(job, data_root, smoke, overrides)) for job in jobs]
     if dataset == "synth" and data_root is None:  # the generated quick set, unless another copy is named
         from mer.data import synth
         synth.ensure(None, progress=progress)
-    for job in jobs:
+    for job, params in job_list:
         out = output_dir(f"{dataset}.{variant}" if variant else dataset, job.method, None, smoke)
         if fresh and out.exists():
             shutil.rmtree(out)
-        params = job_params(job, data_root, smoke, overrides)
         if variant:  # beside the dataset's main run, not over it
             params["output_dir"] = str(out)
         try:

@@ -47,16 +47,16 @@ def run_method(method: str, data_root: Path, out: Path, params: dict, progress: 
     from mer.study import ensure_generated, execute, method_notebook, method_params
     full = {**method_params(method, "synth", required=False), **params, "data_root": str(data_root),
             "output_dir": str(out)}
+    wanted = json.dumps(full, default=str, sort_keys=True)  # what the finished run's stamp must hold
     stamp = out / "sweep_params.json"
     metrics = out / "metrics.json"
-    if metrics.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == json.loads(
-            json.dumps(full, default=str)):
+    if metrics.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == json.loads(wanted):
         return json.loads(metrics.read_text())
     out.mkdir(parents=True, exist_ok=True)
     ensure_generated(full, progress)
     nb = method_notebook(method)
     execute(nb, out / nb.name, full, progress=progress)
-    paths.replace_atomic(stamp, lambda tmp: tmp.write_text(json.dumps(full, default=str)))
+    paths.replace_atomic(stamp, lambda tmp: tmp.write_text(wanted))
     return json.loads(metrics.read_text())
 
 

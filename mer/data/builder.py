@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mer.data.aus import parse_aus
 from mer.data.clips import (BAD_FRAME, CLIP_COLUMNS, ClipTable, clip_frame_problem, clip_frames, estimate_apex,
-                            make_tables)
+                            frame_problem, make_tables)
 from mer.data.protocols import Protocol, normalise_emotion
 
 
@@ -88,9 +88,10 @@ class TableBuilder:
             return False
         if apex is None:
             apex, estimated = estimate_apex(files, rec.onset), True
-            bad = clip_frame_problem(files[apex - rec.onset:apex - rec.onset + 1], [0])
-            if bad:
-                self.drop(rec, f"{BAD_FRAME} {bad[0]}: {bad[1]}")
+            path = files[apex - rec.onset]  # its ends were checked above; now decoded too
+            why = frame_problem(path, decode=True)
+            if why:
+                self.drop(rec, f"{BAD_FRAME} {path}: {why}")
                 return False
         au = parse_aus(rec.au)
         notes = list(rec.notes)

@@ -85,8 +85,12 @@ def _commit(run: dict) -> str:
     return sha.removesuffix("+dirty")[:12] + (" with uncommitted changes" if dirty else "")
 
 
+def _html_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text)
+
+
 def _anchor(run: dict) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{run['dataset']}-{run['_path'].parent.name}")
+    return _html_id(f"{run['dataset']}-{run['_path'].parent.name}")
 
 
 def _machine_line(run: dict) -> str:
@@ -146,7 +150,7 @@ def _dataset_section(dataset: str, runs: list[dict]) -> dict:
     apart = [f"{p['a']} {'>' if p['verdict'] == 'ahead' else '<'} {p['b']} ({p['difference']:+.3f})"
              for p in board.pairs if p["told apart"]]
     not_apart = [f"{p['a']} ~ {p['b']} ({p['difference']:+.3f})" for p in board.pairs if not p["told apart"]]
-    return {"id": re.sub(r"[^A-Za-z0-9_-]+", "-", dataset), "name": _dataset_name(dataset),
+    return {"id": _html_id(dataset), "name": _dataset_name(dataset),
             "synthetic": dataset == "synth", "seeds": board.seeds, "columns": BOARD_COLUMNS, "rows": rows,
             "skipped": board.skipped, "matrix_columns": [""] + list(matrix.columns), "matrix_rows": matrix_rows,
             "apart": apart, "not_apart": not_apart,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer.report.results import format_difference
 from mer.train.metrics import bootstrap_scores, paired_differences, subject_mean
 
 BASELINE, REFERENCE = "baseline", "reference"
@@ -110,11 +111,7 @@ class Board:
         return pd.DataFrame(self.rows)
 
 
-def _fmt_interval(d: dict) -> str:
-    return f"{d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
-
-def _seed_diffs(a: Entry, b: Entry, preds_cache: dict) -> list[float]:
+def _seed_diffs(a: Entry, b: Entry) -> list[float]:
     """UF1(a) - UF1(b) with each training seed both rows were run with (beyond one)."""
     sa = {int(r["seed"]): float(r["uf1"]) for r in a.seed_runs}
     sb = {int(r["seed"]): float(r["uf1"]) for r in b.seed_runs}
@@ -183,14 +180,14 @@ def build(runs: list[dict], seed: int = 0, n_boot: int = N_BOOT) -> Board:
                 row[col] = "not comparable (other clips, folds or classes)"
             else:
                 d = diffs[(id(e), id(other))]
-                row[col] = f"{_fmt_interval(d)} {_verdict(d['low'], d['high'], _seed_diffs(e, other, preds))}"
+                row[col] = f"{format_difference(d)} {_verdict(d['low'], d['high'], _seed_diffs(e, other))}"
         rows.append(row)
     pairs = []
     order = [e for e, _ in comparable]
     for i, a in enumerate(order):
         for b in order[i + 1:]:
             d = diffs[(id(a), id(b))]
-            seed_d = _seed_diffs(a, b, preds)
+            seed_d = _seed_diffs(a, b)
             verdict = _verdict(d["low"], d["high"], seed_d)
             pairs.append({"a": a.name, "b": b.name, "difference": d["delta"], "low": d["low"], "high": d["high"],
                           "seed differences": ", ".join(f"{x:+.3f}" for x in seed_d),

@@ -360,8 +360,7 @@ def test_selection(sel: dict, title: str = "Test-fold UF1 after each epoch"):
     return fig
 
 
-def amplitude_sweep(table: pd.DataFrame, title: str = "UF1 against motion amplitude (SynthME, synthetic)",
-                    chance: float | None = None):
+def amplitude_sweep(table: pd.DataFrame, title: str = "UF1 against motion amplitude (SynthME, synthetic)"):
     """One line per method: pooled UF1 at each amplitude with its 95% interval (the sweep's
     ``sweep.csv``: amplitude_px, method, uf1, uf1_low, uf1_high), amplitudes on a log axis."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -372,8 +371,6 @@ def amplitude_sweep(table: pd.DataFrame, title: str = "UF1 against motion amplit
         y = g["uf1"].to_numpy(dtype=float)
         err = np.vstack([y - g["uf1_low"].to_numpy(dtype=float), g["uf1_high"].to_numpy(dtype=float) - y])
         ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=2, lw=1.3, label=m)
-    if chance is not None:
-        ax.axhline(chance, color="#999", ls=":", lw=1, label=f"chance ({chance:.2f})")
     ax.set_xscale("log", base=2)
     amps = sorted(set(table["amplitude_px"].astype(float)))
     ax.set_xticks(amps)

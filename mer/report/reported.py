@@ -70,7 +70,7 @@ def _read_reported(path: Path) -> pd.DataFrame:
         row["aggregation"] = raw.get("aggregation", "")
         row["split"] = raw.get("split", "")
         row["flags"] = raw.get("flags", "")
-        unknown = [f for f in row["flags"].split(";") if f.strip() and f.strip() not in FLAGS]
+        unknown = [f for f in flag_keys(row["flags"]) if f not in FLAGS]
         if unknown:
             raise ValueError(f"{where}: unknown flag(s) {unknown}; known: {sorted(FLAGS)} (';'-separated)")
         if row["aggregation"] and row["aggregation"] not in AGGREGATIONS:
@@ -128,6 +128,11 @@ def compare(method: str, dataset: str, protocol: str, metrics: dict, subject_mea
     return pd.DataFrame(rows)
 
 
+def flag_keys(text) -> list[str]:
+    """The keys of a ``flags`` cell (';'-separated, blanks ignored)."""
+    return [f.strip() for f in str(text or "").split(";") if f.strip()]
+
+
 def protocol_flags(row: dict, ours_epochs: int | None = None, paper_epochs: int | None = None) -> list[str]:
     """The protocol differences between a reported number and this study's run that matter
     for reading one beside the other, each in words: a fixed held-out split, per-subject
@@ -140,7 +145,7 @@ def protocol_flags(row: dict, ours_epochs: int | None = None, paper_epochs: int 
         flags.append("fixed held-out split (ours: LOSO)")
     if row.get("aggregation") == "subject mean":
         flags.append("per-subject averaging (ours: pooled)")
-    keys = [f.strip() for f in str(row.get("flags") or "").split(";") if f.strip()]
+    keys = flag_keys(row.get("flags"))
     if "test-fold epoch selection" in split and "test_epochs" not in keys:
         keys.append("test_epochs")
     flags += [FLAGS[k] for k in keys]

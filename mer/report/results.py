@@ -61,10 +61,12 @@ class Comparison:
 
     def interval(self) -> str:
         """"+0.012 [-0.080, +0.100]" (this run minus the other), or why there is none."""
-        if self.skipped:
-            return self.skipped
-        b = self.boot
-        return f"{b['delta']:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}]"
+        return self.skipped or format_difference(self.boot)
+
+
+def format_difference(d: dict) -> str:
+    """A difference and its interval (``delta``, ``low``, ``high``): "+0.012 [-0.080, +0.100]"."""
+    return f"{d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
 
 
 def compare_runs(preds: pd.DataFrame, other_dir: str | os.PathLike, classes, name: str, other_name: str,

@@ -400,8 +400,10 @@ class CVResult:
         the diagnostic."""
         if self.epoch_preds is None:
             return None
-        from mer.train.metrics import test_selection
-        return test_selection(self.predictions, self.epoch_preds, self.classes)
+        if "test_selection" not in self.extra:  # the notebook, metrics.json and the reference rows all ask
+            from mer.train.metrics import test_selection
+            self.extra["test_selection"] = test_selection(self.predictions, self.epoch_preds, self.classes)
+        return self.extra["test_selection"]
 
     @property
     def resume_note(self) -> str:
